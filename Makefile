@@ -1,0 +1,74 @@
+# edgekd: distill -> export -> bench. Every target creates .venv when missing.
+# Variables: DATA (cifar10 | fashion_mnist | image folder | .npz), PRESET
+# (seed | quick | default), OUT (artifacts folder), TEACHER (bring your own),
+# FORMATS (subset of the format table), THREADS, TARGET (remote board).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.edgekd-installed
+
+DATA    ?= cifar10
+PRESET  ?= seed
+OUT     ?= artifacts
+TEACHER ?=
+FORMATS ?=
+THREADS ?= 1,all
+BENCH_ARGS ?=
+DISTILL_ARGS ?=
+
+distill_flags = --data "$(DATA)" --preset $(PRESET) --out "$(OUT)" $(if $(TEACHER),--teacher "$(TEACHER)") $(DISTILL_ARGS)
+format_flags  = $(if $(FORMATS),--formats $(FORMATS))
+
+.PHONY: help venv edge-model distill export bench report test test-all bench-seed bench-overhead clean
+
+help:
+	@echo "make edge-model DATA=... PRESET=seed|quick OUT=artifacts   distill + export + bench"
+	@echo "make distill | export | bench                               one stage, same OUT"
+	@echo "make test                                                   the default test suite"
+	@echo "make bench-seed DATA=<cifar10-jpeg folder>                  the tutorial reproduction"
+
+# Idempotent: reinstalls only when pyproject.toml changed.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+edge-model: $(STAMP)
+	$(PY) -m distill $(distill_flags)
+	$(PY) -m export "$(OUT)" $(format_flags)
+	$(PY) -m bench "$(OUT)" --threads $(THREADS) $(format_flags) $(BENCH_ARGS)
+	@echo; echo "Deployable files in $(OUT)/:"; ls -1 "$(OUT)"/*.tflite "$(OUT)"/*.onnx
+	@echo "Report: $(OUT)/report.md, $(OUT)/report.png; manifest: $(OUT)/manifest.json"
+
+distill: $(STAMP)
+	$(PY) -m distill $(distill_flags)
+
+export: $(STAMP)
+	$(PY) -m export "$(OUT)" $(format_flags)
+
+bench: $(STAMP)
+	$(PY) -m bench "$(OUT)" --threads $(THREADS) $(format_flags) $(BENCH_ARGS)
+
+# Regenerate the README's result tables from bench.json / train_report.json.
+report: $(STAMP)
+	$(PY) benchmarks/readme_tables.py
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q -m ""
+
+# The tutorial reproduction (about an hour on 2 cores); writes benchmarks/seed_table.md.
+bench-seed: $(STAMP)
+	$(PY) benchmarks/seed_table.py --data "$(DATA)" --out "$(OUT)-seed"
+
+# Harness overhead: bench's p50 against a bare invoke() loop.
+bench-overhead: $(STAMP)
+	$(PY) benchmarks/harness_overhead.py "$(OUT)"
+
+clean:
+	rm -rf .pytest_cache build *.egg-info

@@ -1,0 +1,5 @@
+import sys
+
+from bench.cli import entry
+
+sys.exit(entry())

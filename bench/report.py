@@ -1,0 +1,125 @@
+"""report.md and report.png from a bench result (bench.json's content)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgekd.atomic import write_text
+
+BASELINE = ("teacher", "tflite_fp32")  # speed-up and size ratios are against this
+
+
+def _p50(row: dict, threads: str) -> float | None:
+    lat = row["latency"].get(threads)
+    return lat["p50_ms"] if lat else None
+
+
+def summarize_rows(result: dict) -> dict:
+    """Derived numbers: ratios against the teacher float32 TFLite, accuracy
+    change against the Keras model of the same role, the best student artifact."""
+    rows = result["artifacts"]
+    threads = [str(t) for t in result["config"]["threads"]]
+    base = next((r for r in rows if (r["role"], r["format"]) == BASELINE), None)
+    keras_acc = result.get("keras_accuracy", {})
+    derived = {}
+    for r in rows:
+        d = {"accuracy_change": (r["accuracy"] - keras_acc[r["role"]]
+                                 if r["role"] in keras_acc else None)}
+        if base:
+            d["size_ratio"] = base["bytes"] / r["bytes"]
+            d["speedup"] = {t: _p50(base, t) / _p50(r, t) for t in threads}
+        derived[r["name"]] = d
+    budget = result["config"]["accuracy_budget"]
+    students = [r for r in rows if r["role"] == "student"]
+    ref = keras_acc.get("student", max((r["accuracy"] for r in students), default=0.0))
+    ok = [r for r in students if r["accuracy"] >= ref - budget]
+    best = min(ok, key=lambda r: (_p50(r, threads[0]), r["bytes"])) if ok else None
+    return {"baseline": "_".join(BASELINE) if base else None, "per_artifact": derived,
+            "best_student": best["name"] if best else None,
+            "best_rule": f"fastest student artifact (p50 at {threads[0]} thread(s)) with "
+                         f"accuracy >= Keras float student - {100 * budget:g} points",
+            "threads": threads}
+
+
+def _fmt(v, spec: str, dash: str = "-") -> str:
+    return dash if v is None else format(v, spec)
+
+
+def table(result: dict) -> str:
+    s, threads = result["summary"], result["summary"]["threads"]
+    head = ["artifact", "size KB", "params", "MMACs", "top-1 %", "Δ vs Keras",
+            "agree student %", "agree teacher %"]
+    for t in threads:
+        head += [f"p50 ms ({t}t)", f"p90 ms ({t}t)", f"speed-up ({t}t)"]
+    head += ["size ratio", "cold ms", "peak RSS MB"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in result["artifacts"]:
+        d = s["per_artifact"][r["name"]]
+        chg = d["accuracy_change"]
+        cells = [r["name"] + (" **best**" if r["name"] == s["best_student"] else ""),
+                 f"{r['bytes'] / 1024:.1f}", f"{r['params']:,}", f"{r['macs'] / 1e6:.1f}",
+                 f"{100 * r['accuracy']:.2f}", _fmt(None if chg is None else 100 * chg, "+.2f"),
+                 _fmt(100 * r["agreement_student"] if "agreement_student" in r else None, ".2f"),
+                 _fmt(100 * r["agreement_teacher"] if "agreement_teacher" in r else None, ".2f")]
+        for t in threads:
+            lat = r["latency"][t]
+            cells += [f"{lat['p50_ms']:.3f}", f"{lat['p90_ms']:.3f}",
+                      _fmt(d.get("speedup", {}).get(t), ".2f")]
+        cells += [_fmt(d.get("size_ratio"), ".2f"), f"{r['cold_start_ms']:.1f}",
+                  f"{r['rss_peak_mb']:.0f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def markdown(result: dict) -> str:
+    m, v, s = result["machine"], result["versions"], result["summary"]
+    emulated = " **(emulated: latency is meaningless)**" if m.get("emulated") else ""
+    cfg = result["config"]
+    return "\n".join([
+        f"# edgekd benchmark: {result['dataset']['name']}", "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['arch']}, {m['os']}{emulated}; "
+        f"governor {m.get('governor') or 'n/a'}, temperature "
+        f"{m.get('temperature_c') or 'n/a'} C.",
+        f"Versions: python {v.get('python')}, numpy {v.get('numpy')}, onnxruntime "
+        f"{v.get('onnxruntime')}, ai-edge-litert {v.get('ai-edge-litert')}, edgekd {v.get('edgekd')}.",
+        f"Batch 1; >= {cfg['runs']} timed runs and >= {cfg['seconds']} s per thread count after "
+        f">= {cfg['warmup_runs']} runs / {cfg['warmup_seconds']} s warm-up. Accuracy on all "
+        f"{result['dataset'].get('n_eval', '')} eval images. Speed-up and size ratio against "
+        f"{s['baseline'] or 'n/a'}. Created {result['created']}.", "",
+        table(result), "",
+        f"Best student artifact for this machine: **{s['best_student'] or 'none'}** "
+        f"({s['best_rule']}).", ""])
+
+
+def plot(path: Path, result: dict) -> bool:
+    """Accuracy against p50 latency, marker area by file size. False when
+    matplotlib (the `plot` extra) is not installed."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    t = result["summary"]["threads"][0]
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    colors = {"teacher": "tab:red", "student": "tab:blue", "student_scratch": "tab:gray"}
+    biggest = max(r["bytes"] for r in result["artifacts"])
+    for r in result["artifacts"]:
+        x, y = r["latency"][t]["p50_ms"], 100 * r["accuracy"]
+        ax.scatter(x, y, s=40 + 800 * r["bytes"] / biggest, alpha=0.6,
+                   color=colors.get(r["role"], "k"), edgecolors="k")
+        ax.annotate(r["name"], (x, y), fontsize=7, xytext=(4, 4), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel(f"p50 latency, batch 1, {t} thread(s) [ms, log]")
+    ax.set_ylabel("top-1 accuracy [%]")
+    ax.set_title(f"{result['dataset']['name']}: accuracy vs latency (marker area ~ file size)")
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def write(folder: Path, result: dict) -> None:
+    write_text(folder / "report.md", markdown(result))
+    plot(folder / "report.png", result)

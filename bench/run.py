@@ -1,0 +1,133 @@
+"""One bench run over manifest.json: verify every file, measure every artifact
+in its own subprocess, compute accuracy and agreement, write bench.json and
+report.md (+ report.png)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from edgekd import environment, manifest as mf
+from edgekd.atomic import write_json
+from edgekd.errors import EdgekdError
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    threads: tuple[int, ...] = (1,)
+    runs: int = 200  # at least this many timed runs ...
+    seconds: float = 10.0  # ... and at least this long, whichever is longer
+    warmup_runs: int = 10
+    warmup_seconds: float = 1.0
+    formats: tuple[str, ...] | None = None
+    roles: tuple[str, ...] = ("teacher", "student", "student_scratch")
+    accuracy_budget: float = 0.01  # best artifact: within 1 point of the float student
+    providers: tuple[str, ...] | None = None
+    timeout_s: float = 1800.0
+    notes: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not self.threads or min(self.threads) < 1:
+            raise EdgekdError(f"threads must be positive integers, got {self.threads}")
+        if self.runs < 1 or self.seconds < 0 or self.warmup_runs < 0:
+            raise EdgekdError("runs must be >= 1, seconds and warm-up >= 0")
+
+
+def select(manifest: dict, cfg: BenchConfig) -> list[dict]:
+    arts = [a for a in manifest["artifacts"] if a["role"] in cfg.roles
+            and (cfg.formats is None or a["format"] in cfg.formats)]
+    if not arts:
+        raise EdgekdError(f"no artifact in the manifest matches formats={cfg.formats}, "
+                          f"roles={cfg.roles}")
+    return arts
+
+
+def verify(folder: Path, manifest: dict, arts: list[dict]) -> None:
+    """Refuse to run anything if a file differs from its manifest record."""
+    mf.verify_file(folder, manifest["eval"], "eval set")
+    mf.verify_file(folder, manifest["references"], "reference outputs")
+    for a in arts:
+        mf.verify_file(folder, a, a["name"])
+
+
+def _worker(folder: Path, manifest: dict, art: dict, cfg: BenchConfig) -> dict:
+    spec = {"path": str(folder / art["path"]), "runtime": art["runtime"],
+            "eval_path": str(folder / manifest["eval"]["path"]),
+            "pre": manifest["preprocessing"], "threads": list(cfg.threads),
+            "runs": cfg.runs, "seconds": cfg.seconds, "warmup_runs": cfg.warmup_runs,
+            "warmup_seconds": cfg.warmup_seconds,
+            "providers": list(cfg.providers) if cfg.providers else None}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [
+        str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH")]))}
+    try:
+        proc = subprocess.run([sys.executable, "-m", "bench.worker", json.dumps(spec)],
+                              capture_output=True, text=True, timeout=cfg.timeout_s, env=env)
+    except subprocess.TimeoutExpired:
+        raise EdgekdError(f"{art['name']}: measurement took over {cfg.timeout_s:.0f} s") from None
+    try:
+        out = json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise EdgekdError(f"{art['name']}: the measuring process failed ({tail})") from None
+    if "error" in out:
+        raise EdgekdError(f"{art['name']}: {out['error']}")
+    return out
+
+
+def _accuracy(preds: np.ndarray, refs: dict) -> dict:
+    y = refs["y"]
+    out = {"accuracy": float(np.mean(preds == y))}
+    for role in ("student", "teacher"):
+        key = f"{role}_logits"
+        if key in refs:
+            out[f"agreement_{role}"] = float(np.mean(preds == np.argmax(refs[key], -1)))
+    return out
+
+
+def measure_all(folder: Path, manifest: dict, arts: list[dict], cfg: BenchConfig,
+                progress: bool = True) -> list[dict]:
+    from tqdm import tqdm
+    with np.load(folder / manifest["references"]["path"], allow_pickle=False) as z:
+        refs = {k: z[k] for k in z.files}
+    rows = []
+    bar = tqdm(arts, desc="bench", unit="artifact", disable=not progress, file=sys.stderr)
+    for art in bar:
+        bar.set_postfix_str(art["name"])
+        raw = _worker(folder, manifest, art, cfg)
+        preds = np.asarray(raw.pop("predictions"))
+        rows.append({"name": art["name"], "role": art["role"], "format": art["format"],
+                     "runtime": art["runtime"], "precision": art["precision"],
+                     "path": art["path"], "bytes": art["bytes"], "params": art["params"],
+                     "macs": art["macs"], "options": art.get("options", {}),
+                     **_accuracy(preds, refs), **raw})
+    return rows
+
+
+def run(folder: str | Path, cfg: BenchConfig, progress: bool = True) -> dict:
+    folder = Path(folder).resolve()
+    manifest = mf.load(folder)
+    arts = select(manifest, cfg)
+    verify(folder, manifest, arts)
+    t0 = time.perf_counter()
+    rows = measure_all(folder, manifest, arts, cfg, progress)
+    from bench import report
+    result = {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "machine": environment.machine(),
+              "versions": environment.versions(("edgekd", "numpy", "onnxruntime",
+                                                "ai-edge-litert")),
+              "config": {k: v for k, v in asdict(cfg).items()},
+              "dataset": manifest["dataset"], "keras_accuracy": {
+                  r: m["accuracy"] for r, m in manifest.get("models", {}).items()},
+              "seconds": round(time.perf_counter() - t0, 1), "artifacts": rows}
+    result["summary"] = report.summarize_rows(result)
+    write_json(folder / "bench.json", result)
+    report.write(folder, result)
+    return result

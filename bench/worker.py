@@ -1,0 +1,69 @@
+"""Measure ONE artifact in its own process (so peak RSS and cold start are
+its own): cold start, warm-up, timed runs per thread count, predictions on
+the eval set. Prints one JSON object on stdout. Used by bench.run; not a
+user command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+
+import numpy as np
+
+
+def _rss_mb() -> float:
+    # Linux reports ru_maxrss in KiB (macOS in bytes; edge targets are Linux)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def measure(path: str, runtime: str, eval_path: str, pre: dict, threads: list[int],
+            runs: int, seconds: float, warmup_runs: int, warmup_seconds: float,
+            providers: list[str] | None = None) -> dict:
+    from bench.stats import summarize, timed_loop
+    from edgekd.preprocess import Preprocessing
+    from edgekd.runtime import open_runner
+
+    pre_obj = Preprocessing.from_dict(pre)
+    with np.load(eval_path, allow_pickle=False) as z:
+        x_all, = (z["x"],)
+    x1 = pre_obj.apply(x_all[:1])
+    rss_base = _rss_mb()
+    t0 = time.perf_counter()
+    runner = open_runner(path, runtime, threads[0], providers)
+    runner.prepare(x1)
+    runner.invoke()
+    runner.output()
+    cold_ms = (time.perf_counter() - t0) * 1e3
+    latency = {}
+    for n in threads:
+        if n != runner.threads:
+            runner = open_runner(path, runtime, n, providers)
+            runner.prepare(x1)
+        timed_loop(runner.invoke, warmup_runs, warmup_seconds)
+        samples = timed_loop(runner.invoke, runs, seconds)
+        latency[str(n)] = {**summarize(samples), "samples_ns": samples}
+    rss_peak = _rss_mb()
+    preds = np.argmax(runner.predict(pre_obj.apply(x_all)), axis=-1)
+    return {"cold_start_ms": cold_ms, "latency": latency, "rss_base_mb": rss_base,
+            "rss_peak_mb": rss_peak, "runner": runner.describe(),
+            "predictions": preds.astype(int).tolist()}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.worker")
+    p.add_argument("spec", help="JSON: path, runtime, eval, pre, threads, runs, seconds, ...")
+    spec = json.loads(p.parse_args().spec)
+    try:
+        out = measure(**spec)
+    except Exception as exc:  # reported to the parent as one line, with the artifact name
+        json.dump({"error": f"{type(exc).__name__}: {exc}"}, sys.stdout)
+        return 1
+    json.dump(out, sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,2 @@
+"""distill: trains (or loads) the teacher, distills the student, writes the
+artifacts folder that export/ and bench/ read."""

@@ -1,0 +1,5 @@
+import sys
+
+from distill.cli import entry
+
+sys.exit(entry())

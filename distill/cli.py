@@ -1,0 +1,61 @@
+"""python -m distill: a thin CLI over distill.run."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from edgekd.errors import OneLineParser, run_cli
+
+
+def parser() -> OneLineParser:
+    p = OneLineParser(prog="python -m distill", description=(
+        "Train (or load) a teacher, distill a compact student, and write the artifacts "
+        "folder (models, eval/calib sets, config.json, train_report.json) that export reads."))
+    p.add_argument("--data", default="cifar10",
+                   help="cifar10 | fashion_mnist | image folder (DIR/train/<class>/*) | .npz")
+    p.add_argument("--preset", default="seed", help="seed (the tutorial exactly) | quick")
+    p.add_argument("--out", default="artifacts", help="artifacts folder (default: artifacts)")
+    p.add_argument("--teacher", dest="teacher_path", help="bring your own teacher (.keras or "
+                   "SavedModel); it is not retrained")
+    p.add_argument("--student", dest="student_path", help="bring your own student model")
+    p.add_argument("--teacher-arch", help="teacher builder name (default from preset)")
+    p.add_argument("--student-arch", help="student builder name (default from preset)")
+    p.add_argument("--epochs", type=int, help="distillation epochs (scratch baseline: same)")
+    p.add_argument("--teacher-epochs", type=int)
+    p.add_argument("--temperature", type=float)
+    p.add_argument("--alpha", type=float, help="weight of the hard-label loss, in [0, 1]")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--learning-rate", type=float)
+    p.add_argument("--train-subset", type=int, help="use only N training images")
+    p.add_argument("--image-size", type=int, help="resize images to N x N")
+    p.add_argument("--calib-size", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--no-scratch", dest="scratch", action="store_const", const=False,
+                   help="skip the from-scratch baseline student")
+    p.add_argument("--quiet", action="store_true", help="no per-batch progress bars")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = vars(parser().parse_args(argv))
+    out, preset, quiet = args.pop("out"), args.pop("preset"), args.pop("quiet")
+    from distill.config import resolve  # cheap; fails on bad values before TF loads
+    cfg = resolve(preset, **args)
+    from distill.run import run  # imports TensorFlow
+    report = run(cfg, out, verbose=2 if quiet else None)
+    print(format_table(report))
+    print(f"[distill] artifacts written to {out}")
+    return 0
+
+
+def format_table(report: dict) -> str:
+    rows = ["| model | params | MACs | accuracy | s/epoch |", "|---|---:|---:|---:|---:|"]
+    for role, m in report["models"].items():
+        spe = m["seconds_per_epoch"]
+        rows.append(f"| {role} | {m['params']:,} | {m['macs']:,} | {100 * m['accuracy']:.2f} % "
+                    f"| {spe if spe is not None else '-'} |")
+    return "\n".join(rows)
+
+
+def entry() -> int:
+    return run_cli(main, "python -m distill")

@@ -1,0 +1,80 @@
+"""The fully resolved configuration of a distill run: a frozen dataclass,
+written as config.json next to the artifacts. Presets are named, complete
+configurations; command-line flags override single fields."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields, replace
+
+from edgekd.errors import EdgekdError
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    data: str = "cifar10"
+    preset: str = "seed"
+    teacher_arch: str = "seed_teacher"
+    student_arch: str = "seed_student"
+    teacher_path: str | None = None  # bring your own teacher (not retrained)
+    student_path: str | None = None  # bring your own student architecture/init
+    teacher_epochs: int = 5
+    epochs: int = 5  # distillation epochs; the scratch baseline gets the same
+    scratch: bool = True  # train the same student without a teacher as baseline
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    temperature: float = 10.0
+    alpha: float = 0.1
+    train_subset: int | None = None  # first N shuffled training images (smoke runs)
+    val_split: float = 0.1  # only for image folders without a test/ folder
+    image_size: int | None = None  # resize square; None: the data's own size
+    calib_size: int = 500
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        if not self.temperature > 0:
+            raise EdgekdError(f"temperature must be > 0, got {self.temperature}")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise EdgekdError(f"alpha must be in [0, 1], got {self.alpha}")
+        for name in ("teacher_epochs", "epochs"):
+            if getattr(self, name) < 0:
+                raise EdgekdError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.epochs < 1:
+            raise EdgekdError(f"epochs must be >= 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise EdgekdError(f"batch size must be >= 1, got {self.batch_size}")
+        if not self.learning_rate > 0:
+            raise EdgekdError(f"learning rate must be > 0, got {self.learning_rate}")
+        if self.train_subset is not None and self.train_subset < 10:
+            raise EdgekdError(f"train subset must be >= 10 images, got {self.train_subset}")
+        if not 0.0 < self.val_split < 1.0:
+            raise EdgekdError(f"val split must be in (0, 1), got {self.val_split}")
+        if self.calib_size < 1:
+            raise EdgekdError(f"calib size must be >= 1, got {self.calib_size}")
+        if self.image_size is not None and self.image_size < 8:
+            raise EdgekdError(f"image size must be >= 8, got {self.image_size}")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DistillConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+# The tutorial exactly: Adam(1e-3), batch 32, 5 epochs, alpha 0.1, T 10.
+SEED = DistillConfig(preset="seed")
+PRESETS: dict[str, DistillConfig] = {
+    "seed": SEED,
+    # Smoke runs: a few minutes on 2 CPU cores, same models, fewer images/epochs.
+    "quick": replace(SEED, preset="quick", teacher_epochs=2, epochs=2, train_subset=10000),
+}
+
+
+def resolve(preset: str, **overrides) -> DistillConfig:
+    """Preset + non-None overrides -> validated config."""
+    if preset not in PRESETS:
+        raise EdgekdError(f"unknown preset {preset!r}; valid presets: {', '.join(PRESETS)}")
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return replace(PRESETS[preset], **given)

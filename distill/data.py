@@ -1,0 +1,230 @@
+"""Data sources behind one interface: `load_dataset(source) -> DataSet`.
+
+Sources: `cifar10` (Keras download/cache), `fashion_mnist` (Debian files, else
+Keras), an image folder (DIR/train/<class>/*, DIR/test/<class>/*, or class
+folders plus a validation split), or an `.npz` with x_train, y_train, x_test,
+y_test. Images are held as uint8 NHWC at the model's input size; the float
+scaling is the Preprocessing object's job (and happens in the tf.data pipeline).
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgekd.errors import EdgekdError
+from edgekd.preprocess import Preprocessing
+
+CIFAR10_LABELS = ["airplane", "automobile", "bird", "cat", "deer",
+                  "dog", "frog", "horse", "ship", "truck"]
+FASHION_LABELS = ["t-shirt/top", "trouser", "pullover", "dress", "coat",
+                  "sandal", "shirt", "sneaker", "bag", "ankle boot"]
+FASHION_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
+
+
+@dataclass
+class DataSet:
+    name: str
+    x_train: np.ndarray  # uint8 (N, H, W, C)
+    y_train: np.ndarray  # int64 (N,)
+    x_test: np.ndarray
+    y_test: np.ndarray
+    labels: list[str]
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        _, h, w, c = self.x_train.shape
+        return Preprocessing(height=h, width=w, channels=c)
+
+
+def load_dataset(source: str, image_size: int | None = None, val_split: float = 0.1,
+                 seed: int = 42) -> DataSet:
+    if source == "cifar10":
+        ds = _cifar10()
+    elif source == "fashion_mnist":
+        ds = _fashion_mnist()
+    elif source.endswith(".npz"):
+        ds = _npz(Path(source))
+    elif Path(source).is_dir():
+        ds = _folder(Path(source), image_size, val_split, seed)
+    else:
+        raise EdgekdError(
+            f"unknown data source {source!r}: use cifar10, fashion_mnist, an image folder "
+            "(DIR/train/<class>/*.jpg) or an .npz with x_train, y_train, x_test, y_test")
+    if image_size and ds.x_train.shape[1:3] != (image_size, image_size):
+        ds.x_train = _resize(ds.x_train, image_size)
+        ds.x_test = _resize(ds.x_test, image_size)
+    _check(ds)
+    return ds
+
+
+def _check(ds: DataSet) -> None:
+    for split, x, y in (("train", ds.x_train, ds.y_train), ("test", ds.x_test, ds.y_test)):
+        if len(x) == 0:
+            raise EdgekdError(f"{ds.name}: the {split} split is empty")
+        if len(x) != len(y):
+            raise EdgekdError(f"{ds.name}: {split} has {len(x)} images but {len(y)} labels")
+        if y.min() < 0 or y.max() >= len(ds.labels):
+            raise EdgekdError(f"{ds.name}: {split} labels must be in [0, {len(ds.labels) - 1}]")
+    if ds.x_train.shape[1:] != ds.x_test.shape[1:]:
+        raise EdgekdError(f"{ds.name}: train images {ds.x_train.shape[1:]} and test images "
+                          f"{ds.x_test.shape[1:]} differ in shape")
+
+
+def _as_nhwc_uint8(x: np.ndarray, what: str) -> np.ndarray:
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4 or x.shape[-1] not in (1, 3):
+        raise EdgekdError(f"{what}: expected images (N, H, W) or (N, H, W, 1|3), got {x.shape}")
+    if x.dtype != np.uint8:
+        if x.min() < 0 or x.max() > 255:
+            raise EdgekdError(f"{what}: pixel values must be uint8 0..255, got {x.dtype} "
+                              f"in [{x.min()}, {x.max()}]")
+        x = x.astype(np.uint8)
+    return x
+
+
+def _labels(y: np.ndarray) -> np.ndarray:
+    return np.asarray(y).reshape(-1).astype(np.int64)
+
+
+def _keras_home() -> Path:
+    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets"
+
+
+def _online(url: str, timeout: float = 4.0) -> bool:
+    """A quick probe, so that an offline machine fails in seconds instead of
+    sitting in Keras' download retries."""
+    import urllib.request
+    try:
+        urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout)
+        return True
+    except Exception:  # noqa: BLE001 - any failure means: cannot download now
+        return False
+
+
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+
+
+def _cifar10() -> DataSet:
+    if not (_keras_home() / "cifar-10-batches-py").is_dir() and not _online(CIFAR10_URL):
+        raise EdgekdError(
+            f"CIFAR-10 is not cached under {_keras_home()} and cannot be downloaded (offline?): "
+            "unpack an image-folder copy and pass it instead, e.g. "
+            "`make edge-model DATA=/path/to/cifar10-jpeg` or `--data /path/to/cifar10-jpeg`")
+    from distill.tfenv import keras
+    (xtr, ytr), (xte, yte) = keras.datasets.cifar10.load_data()
+    return DataSet("cifar10", xtr, _labels(ytr), xte, _labels(yte), list(CIFAR10_LABELS))
+
+
+def _read_idx(path: Path, is_images: bool) -> np.ndarray:
+    with gzip.open(path, "rb") as f:
+        raw = f.read()
+    arr = np.frombuffer(raw, dtype=np.uint8, offset=16 if is_images else 8)
+    return arr.reshape(-1, 28, 28) if is_images else arr
+
+
+def _fashion_mnist() -> DataSet:
+    d = FASHION_DEBIAN_DIR
+    if (d / "train-images-idx3-ubyte.gz").is_file():
+        xtr = _read_idx(d / "train-images-idx3-ubyte.gz", True)
+        ytr = _read_idx(d / "train-labels-idx1-ubyte.gz", False)
+        xte = _read_idx(d / "t10k-images-idx3-ubyte.gz", True)
+        yte = _read_idx(d / "t10k-labels-idx1-ubyte.gz", False)
+    else:
+        if not (_keras_home() / "fashion-mnist").is_dir() and not _online(
+                "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"):
+            raise EdgekdError(
+                f"Fashion-MNIST not found in {d} nor the Keras cache, and offline: "
+                "`apt-get install dataset-fashion-mnist` or pass an image folder / .npz")
+        from distill.tfenv import keras
+        (xtr, ytr), (xte, yte) = keras.datasets.fashion_mnist.load_data()
+    return DataSet("fashion_mnist", _as_nhwc_uint8(xtr, "fashion_mnist"), _labels(ytr),
+                   _as_nhwc_uint8(xte, "fashion_mnist"), _labels(yte), list(FASHION_LABELS))
+
+
+def _npz(path: Path) -> DataSet:
+    if not path.is_file():
+        raise EdgekdError(f"data file {path} not found")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except Exception as exc:  # zipfile/pickle/ValueError: all mean "not a usable npz"
+        raise EdgekdError(f"cannot read {path} as .npz: {exc}") from None
+    missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in arrays]
+    if missing:
+        raise EdgekdError(f"{path} lacks {', '.join(missing)} (needs x_train, y_train, "
+                          "x_test, y_test; optional labels)")
+    ytr, yte = _labels(arrays["y_train"]), _labels(arrays["y_test"])
+    n_classes = int(max(ytr.max(), yte.max())) + 1
+    labels = ([str(s) for s in arrays["labels"]] if "labels" in arrays
+              else [str(i) for i in range(n_classes)])
+    return DataSet(path.stem, _as_nhwc_uint8(arrays["x_train"], f"{path} x_train"), ytr,
+                   _as_nhwc_uint8(arrays["x_test"], f"{path} x_test"), yte, labels)
+
+
+def _class_files(root: Path) -> dict[str, list[Path]]:
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+    files = {c: sorted(f for f in (root / c).iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+             for c in classes}
+    files = {c: fs for c, fs in files.items() if fs}
+    if len(files) < 2:
+        raise EdgekdError(f"{root}: expected at least 2 class folders with .jpg/.png images, "
+                          f"found {len(files)}")
+    return files
+
+
+def _decode(path: Path, mode: str | None, size: tuple[int, int] | None) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with Image.open(path) as im:
+            im = im.convert(mode or ("L" if im.mode in ("L", "1", "I;16") else "RGB"))
+            if size and im.size != (size[1], size[0]):
+                im = im.resize((size[1], size[0]), Image.BILINEAR)
+            arr = np.asarray(im, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise EdgekdError(f"cannot decode image {path}: {exc}") from None
+    return arr[..., None] if arr.ndim == 2 else arr
+
+
+def _read_split(files: dict[str, list[Path]], labels: list[str], mode: str,
+                size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    paths = [(p, labels.index(c)) for c in labels for p in files.get(c, [])]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        images = list(pool.map(lambda pc: _decode(pc[0], mode, size), paths))
+    return np.stack(images), np.array([c for _, c in paths], dtype=np.int64)
+
+
+def _folder(root: Path, image_size: int | None, val_split: float, seed: int) -> DataSet:
+    has_split = (root / "train").is_dir()
+    train_files = _class_files(root / "train" if has_split else root)
+    labels = list(train_files)
+    first = _decode(next(iter(train_files.values()))[0], None, None)
+    mode = "L" if first.shape[-1] == 1 else "RGB"
+    size = (image_size, image_size) if image_size else first.shape[:2]
+    x, y = _read_split(train_files, labels, mode, size)
+    if has_split and (root / "test").is_dir():
+        test_files = _class_files(root / "test")
+        extra = set(test_files) - set(labels)
+        if extra:
+            raise EdgekdError(f"{root}/test has classes not in train: {sorted(extra)}")
+        xte, yte = _read_split(test_files, labels, mode, size)
+    else:  # class folders only: hold out a stratification-free random split
+        order = np.random.default_rng(seed).permutation(len(x))
+        n_val = max(1, int(round(len(x) * val_split)))
+        te, tr = order[:n_val], order[n_val:]
+        x, y, xte, yte = x[tr], y[tr], x[te], y[te]
+    return DataSet(root.name, x, y, xte, yte, labels)
+
+
+def _resize(x: np.ndarray, size: int) -> np.ndarray:
+    from distill.tfenv import tf
+    out = [tf.image.resize(x[i:i + 1024], (size, size), antialias=True)
+           for i in range(0, len(x), 1024)]
+    return np.clip(np.round(np.concatenate(out)), 0, 255).astype(np.uint8)

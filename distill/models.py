@@ -1,0 +1,143 @@
+"""Model builders by name, loading user models, and params/MACs counting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from distill.tfenv import keras, tf
+from edgekd.errors import EdgekdError
+
+
+def seed_teacher(input_shape, num_classes: int) -> keras.Model:
+    """The tutorial's teacher: 1,515,018 parameters on 32x32x3, 10 classes."""
+    return keras.Sequential([
+        keras.Input(shape=input_shape),
+        keras.layers.Conv2D(256, (3, 3), strides=(2, 2), padding="same"),
+        keras.layers.LeakyReLU(alpha=0.2),
+        keras.layers.MaxPooling2D(pool_size=(2, 2), strides=(1, 1), padding="same"),
+        keras.layers.Conv2D(512, (3, 3), strides=(2, 2), padding="same"),
+        keras.layers.Flatten(),
+        keras.layers.Dense(num_classes),
+    ], name="seed_teacher")
+
+
+def seed_student(input_shape, num_classes: int) -> keras.Model:
+    """The tutorial's student: 313,354 parameters on 32x32x3, 10 classes."""
+    return keras.Sequential([
+        keras.Input(shape=input_shape),
+        keras.layers.Conv2D(64, (3, 3), strides=(2, 2), padding="same"),
+        keras.layers.LeakyReLU(alpha=0.2),
+        keras.layers.MaxPooling2D(pool_size=(2, 2), strides=(1, 1), padding="same"),
+        keras.layers.Conv2D(256, (3, 3), strides=(2, 2), padding="same"),
+        keras.layers.Flatten(),
+        keras.layers.Dense(num_classes),
+    ], name="seed_student")
+
+
+def _small(name: str, widths: tuple[int, int], input_shape, num_classes: int) -> keras.Model:
+    return keras.Sequential([
+        keras.Input(shape=input_shape),
+        keras.layers.Conv2D(widths[0], 3, strides=2, padding="same", activation="relu"),
+        keras.layers.Conv2D(widths[1], 3, strides=2, padding="same", activation="relu"),
+        keras.layers.Flatten(),
+        keras.layers.Dense(num_classes),
+    ], name=name)
+
+
+def tiny_teacher(input_shape, num_classes: int) -> keras.Model:
+    """Small but real: for tests and smoke runs (~25K params on 28x28x1)."""
+    return _small("tiny_teacher", (16, 32), input_shape, num_classes)
+
+
+def tiny_student(input_shape, num_classes: int) -> keras.Model:
+    """A few thousand parameters: for tests and smoke runs."""
+    return _small("tiny_student", (4, 8), input_shape, num_classes)
+
+
+BUILDERS: dict[str, Callable[..., keras.Model]] = {
+    "seed_teacher": seed_teacher,
+    "seed_student": seed_student,
+    "tiny_teacher": tiny_teacher,
+    "tiny_student": tiny_student,
+}
+
+
+def build(name: str, input_shape, num_classes: int) -> keras.Model:
+    if name not in BUILDERS:
+        raise EdgekdError(f"unknown model {name!r}; valid models: {', '.join(BUILDERS)}")
+    return BUILDERS[name](tuple(input_shape), num_classes)
+
+
+def load_model(path: str | Path, what: str) -> keras.Model:
+    """A .keras/.h5 file or SavedModel folder -> tf_keras model, or one clear error."""
+    path = Path(path)
+    if not path.exists():
+        raise EdgekdError(f"{what} model {path} not found")
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as exc:  # Keras raises many types for a bad file
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise EdgekdError(f"cannot load {what} model {path}: not a valid .keras file or "
+                          f"SavedModel ({first[:200]})") from None
+    if not isinstance(model, keras.Model):
+        raise EdgekdError(f"{what} model {path} is not a Keras model")
+    return model
+
+
+def check_io(model: keras.Model, input_shape, num_classes: int, what: str) -> None:
+    got_in = tuple(model.input_shape[1:])
+    if got_in != tuple(input_shape):
+        raise EdgekdError(f"{what} model expects inputs {got_in}, but the data is "
+                          f"{tuple(input_shape)}: pass --image-size or a matching model")
+    got_out = model.output_shape[-1]
+    if got_out != num_classes:
+        raise EdgekdError(f"{what} model has {got_out} outputs, the data has {num_classes} classes")
+
+
+def _flat_layers(model: keras.Model):
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            yield from _flat_layers(layer)
+        else:
+            yield layer
+
+
+def _layer_macs(layer) -> int:
+    """Multiply-accumulates per image of conv and dense layers (the bulk of the
+    compute; BN, pooling and activations are not counted)."""
+    def prod(xs):
+        out = 1
+        for v in xs:
+            out *= int(v)
+        return out
+    L = keras.layers
+    if isinstance(layer, L.SeparableConv2D):
+        h, w = layer.output_shape[1:3]
+        kh, kw = layer.kernel_size
+        cin = layer.input_shape[-1]
+        return h * w * (kh * kw * cin * layer.depth_multiplier
+                        + cin * layer.depth_multiplier * layer.filters)
+    if isinstance(layer, L.DepthwiseConv2D):
+        h, w = layer.output_shape[1:3]
+        kh, kw = layer.kernel_size
+        return h * w * kh * kw * layer.input_shape[-1] * layer.depth_multiplier
+    if isinstance(layer, L.Conv2D):
+        h, w, cout = layer.output_shape[1:4]
+        kh, kw = layer.kernel_size
+        return h * w * cout * kh * kw * layer.input_shape[-1] // layer.groups
+    if isinstance(layer, L.Dense):
+        return prod(layer.input_shape[1:]) * layer.units
+    return 0
+
+
+def count_macs(model: keras.Model) -> int:
+    return int(sum(_layer_macs(layer) for layer in _flat_layers(model)))
+
+
+def summary(model: keras.Model) -> dict:
+    return {"name": model.name, "params": int(model.count_params()), "macs": count_macs(model),
+            "input_shape": list(model.input_shape[1:])}
+
+
+__all__ = ["build", "load_model", "check_io", "count_macs", "summary", "BUILDERS", "tf"]

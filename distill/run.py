@@ -1,0 +1,151 @@
+"""One distill run: data -> teacher -> distilled student -> scratch student ->
+artifacts folder (written in `<out>.partial`, renamed into place at the end)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from distill import models
+from distill.config import DistillConfig
+from distill.data import DataSet, load_dataset
+from distill.loss import DistillationLoss
+from distill.tfenv import keras
+from distill.train import Distiller, accuracy, compile_classifier, make_dataset, run_phase
+from edgekd import environment
+from edgekd.atomic import swap_into_place, write_json, write_text
+from edgekd.errors import EdgekdError
+
+
+def _work_folder(cfg: DistillConfig, out: Path) -> Path:
+    work = out.parent / f"{out.name}.partial"
+    saved = work / "config.json"
+    if saved.is_file():
+        if json.loads(saved.read_text()) != json.loads(cfg.to_json()):
+            raise EdgekdError(f"{work} holds an interrupted run with a different configuration: "
+                              "re-run with the same options to resume, or delete that folder")
+        print(f"[distill] resuming the interrupted run in {work}", flush=True)
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        write_text(saved, cfg.to_json())
+    return work
+
+
+def _split(ds: DataSet, cfg: DistillConfig):
+    """Training subset and a calibration set (from train, so disjoint from eval)."""
+    rng = np.random.default_rng(cfg.seed)
+    order = rng.permutation(len(ds.x_train))
+    calib_idx = order[:min(cfg.calib_size, len(order))]
+    train_idx = order[:cfg.train_subset] if cfg.train_subset else order
+    return (ds.x_train[train_idx], ds.y_train[train_idx]), ds.x_train[calib_idx]
+
+
+def _teacher(cfg, ds, train_ds, work: Path, verbose: int) -> tuple[keras.Model, dict]:
+    pre, n = ds.preprocessing, len(ds.labels)
+    saved = work / "teacher.keras"
+    if cfg.teacher_path:
+        teacher = models.load_model(cfg.teacher_path, "teacher")
+        models.check_io(teacher, pre.input_shape, n, "teacher")
+        return teacher, {"trained": False, "source": str(cfg.teacher_path), "epochs": []}
+    if saved.is_file():
+        log = json.loads((work / "_checkpoints" / "teacher_epochs.json").read_text())
+        return models.load_model(saved, "teacher"), {"trained": True, "epochs": log}
+    keras.utils.set_random_seed(cfg.seed)
+    teacher = compile_classifier(models.build(cfg.teacher_arch, pre.input_shape, n),
+                                 cfg.learning_rate)
+    log = run_phase("teacher", teacher, train_ds, cfg.teacher_epochs, work, verbose)
+    teacher.save(saved)
+    return teacher, {"trained": True, "epochs": log}
+
+
+def _student_init(cfg, ds) -> keras.Model:
+    pre, n = ds.preprocessing, len(ds.labels)
+    keras.utils.set_random_seed(cfg.seed + 1)
+    if cfg.student_path:
+        student = models.load_model(cfg.student_path, "student")
+        models.check_io(student, pre.input_shape, n, "student")
+        return student
+    return models.build(cfg.student_arch, pre.input_shape, n)
+
+
+def _students(cfg, ds, teacher, train_ds, work: Path, verbose: int):
+    """Distilled student and (optionally) the same student, same init, from scratch."""
+    init = _student_init(cfg, ds)
+    init_weights = init.get_weights()
+    results = {}
+    for role in ("student", "student_scratch") if cfg.scratch else ("student",):
+        saved = work / f"{role}.keras"
+        if saved.is_file():
+            log = json.loads((work / "_checkpoints" / f"{role}_epochs.json").read_text())
+            results[role] = (models.load_model(saved, role), log)
+            continue
+        model = keras.models.clone_model(init)
+        model.set_weights(init_weights)
+        keras.utils.set_random_seed(cfg.seed + 2)
+        if role == "student":
+            trainer = Distiller(model, teacher, DistillationLoss(cfg.alpha, cfg.temperature))
+            trainer.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate))
+            trainer(np.zeros((1, *ds.preprocessing.input_shape), np.float32))  # build: resume needs it
+        else:
+            trainer = compile_classifier(model, cfg.learning_rate)
+        log = run_phase(role, trainer, train_ds, cfg.epochs, work, verbose)
+        model.save(saved)
+        results[role] = (model, log)
+    return results
+
+
+def _model_record(model, ds, info: dict) -> dict:
+    pre = ds.preprocessing
+    epochs = info.get("epochs", [])
+    secs = [e["seconds"] for e in epochs]
+    return {**models.summary(model), **info,
+            "accuracy": accuracy(model, ds.x_test, ds.y_test, pre),
+            "seconds_per_epoch": round(float(np.mean(secs)), 2) if secs else None}
+
+
+def run(cfg: DistillConfig, out: str | Path, verbose: int | None = None) -> dict:
+    """Distill and write the artifacts folder; returns train_report."""
+    out = Path(out).resolve()
+    verbose = verbose if verbose is not None else (1 if sys.stdout.isatty() else 2)
+    t0 = time.perf_counter()
+    ds = load_dataset(cfg.data, cfg.image_size, cfg.val_split, cfg.seed)
+    work = _work_folder(cfg, out)
+    pre = ds.preprocessing
+    (x_tr, y_tr), x_calib = _split(ds, cfg)
+    train_ds = make_dataset(x_tr, y_tr, pre, cfg.batch_size, True, cfg.seed)
+    teacher, t_info = _teacher(cfg, ds, train_ds, work, verbose)
+    students = _students(cfg, ds, teacher, train_ds, work, verbose)
+
+    report = {"dataset": {"name": ds.name, "source": cfg.data, "labels": ds.labels,
+                          "n_train": int(len(x_tr)), "n_test": int(len(ds.x_test))},
+              "preprocessing": pre.to_dict(),
+              "models": {"teacher": _model_record(teacher, ds, t_info)}}
+    for role, (model, log) in students.items():
+        report["models"][role] = _model_record(model, ds, {"trained": True, "epochs": log})
+    if "student_scratch" in report["models"]:
+        report["distillation_gain"] = round(report["models"]["student"]["accuracy"]
+                                            - report["models"]["student_scratch"]["accuracy"], 4)
+    report.update(config=json.loads(cfg.to_json()), versions=environment.versions(),
+                  machine=environment.machine(),
+                  total_seconds=round(time.perf_counter() - t0, 1))
+    _write(work, ds, teacher, x_calib, report)
+    swap_into_place(work, out)
+    return report
+
+
+def _write(work: Path, ds: DataSet, teacher, x_calib, report: dict) -> None:
+    if not (work / "teacher.keras").is_file():  # a supplied teacher is copied in
+        teacher.save(work / "teacher.keras")
+    np.savez_compressed(work / "eval.npz", x=ds.x_test, y=ds.y_test,
+                        labels=np.array(ds.labels))
+    np.savez_compressed(work / "calib.npz", x=x_calib)
+    write_text(work / "labels.txt", "\n".join(ds.labels) + "\n")
+    write_json(work / "preprocessing.json", report["preprocessing"])
+    write_json(work / "train_report.json", report)
+    shutil.rmtree(work / "_checkpoints", ignore_errors=True)

@@ -1,0 +1,14 @@
+"""Import TensorFlow the way edgekd needs it: Keras 2 (tf_keras), because
+tensorflow-model-optimization (QAT, pruning) does not work under Keras 3.
+Every module that needs TF imports it from here, so the user's shell never
+has to set TF_USE_LEGACY_KERAS."""
+
+import os
+
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow as tf  # noqa: E402
+import tf_keras as keras  # noqa: E402
+
+__all__ = ["tf", "keras"]

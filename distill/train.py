@@ -1,0 +1,121 @@
+"""Training phases: teacher (plain CE), distilled student, scratch student.
+
+Each phase is a `fit` with BackupAndRestore in the run's work folder and an
+epoch log, so a killed run started again with the same command continues from
+the last completed epoch; a finished phase saves its model and is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from distill.loss import DistillationLoss
+from distill.tfenv import keras, tf
+from edgekd.preprocess import Preprocessing
+
+
+def make_dataset(x: np.ndarray, y: np.ndarray, pre: Preprocessing, batch_size: int,
+                 shuffle: bool, seed: int) -> tf.data.Dataset:
+    """uint8 arrays -> batched, scaled, prefetched tf.data pipeline."""
+    scale, offset = np.float32(pre.scale), np.float32(pre.offset)
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    if shuffle:
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+    ds = ds.map(lambda a, b: (tf.cast(a, tf.float32) * scale + offset, b),
+                num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+class Distiller(keras.Model):
+    """Trains `student` against a frozen `teacher` with a DistillationLoss."""
+
+    def __init__(self, student: keras.Model, teacher: keras.Model, loss: DistillationLoss):
+        super().__init__(name="distiller")
+        teacher.trainable = False  # frozen here, once, not by convention
+        self.student, self.teacher, self.kd_loss = student, teacher, loss
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.ce_tracker = keras.metrics.Mean(name="student_loss")
+        self.kl_tracker = keras.metrics.Mean(name="distillation_loss")
+        self.acc = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker, self.ce_tracker, self.kl_tracker, self.acc]
+
+    def call(self, x, training=False):
+        return self.student(x, training=training)
+
+    def train_step(self, data):
+        x, y = data
+        teacher_logits = self.teacher(x, training=False)
+        with tf.GradientTape() as tape:
+            student_logits = self.student(x, training=True)
+            ce, kl = self.kd_loss.parts(y, teacher_logits, student_logits)
+            per_example = self.kd_loss.alpha * ce + (1.0 - self.kd_loss.alpha) * kl
+            loss = tf.nn.compute_average_loss(per_example)
+            if self.student.losses:  # weight decay etc.
+                loss += tf.nn.scale_regularization_loss(tf.add_n(self.student.losses))
+        grads = tape.gradient(loss, self.student.trainable_variables)
+        self.optimizer.apply_gradients(zip(grads, self.student.trainable_variables))
+        self.loss_tracker.update_state(per_example)
+        self.ce_tracker.update_state(ce)
+        self.kl_tracker.update_state(kl)
+        self.acc.update_state(y, student_logits)
+        return {m.name: m.result() for m in self.metrics}
+
+    def test_step(self, data):
+        x, y = data
+        self.acc.update_state(y, self.student(x, training=False))
+        return {"accuracy": self.acc.result()}
+
+
+class EpochLog(keras.callbacks.Callback):
+    """Per-epoch seconds and metrics, persisted so they survive a resume."""
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self.path = path
+        self.epochs = json.loads(path.read_text()) if path.is_file() else []
+        self._t0 = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._t0 = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        entry = {"epoch": epoch + 1, "seconds": round(time.perf_counter() - self._t0, 3),
+                 **{k: float(v) for k, v in (logs or {}).items()}}
+        self.epochs = [e for e in self.epochs if e["epoch"] < epoch + 1] + [entry]
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.epochs, indent=1))
+        tmp.replace(self.path)
+
+
+def run_phase(name: str, model: keras.Model, train_ds, epochs: int, work: Path,
+              verbose: int = 1) -> list[dict]:
+    """fit() with checkpoint-per-epoch resume; returns the epoch log."""
+    ckpt = work / "_checkpoints"
+    ckpt.mkdir(parents=True, exist_ok=True)
+    log = EpochLog(ckpt / f"{name}_epochs.json")
+    if epochs > 0:
+        print(f"[distill] {name}: {epochs} epoch(s)", flush=True)
+        model.fit(train_ds, epochs=epochs, verbose=verbose, callbacks=[
+            keras.callbacks.BackupAndRestore(str(ckpt / f"{name}_backup")), log])
+    return log.epochs
+
+
+def compile_classifier(model: keras.Model, lr: float) -> keras.Model:
+    model.compile(optimizer=keras.optimizers.Adam(lr),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+    return model
+
+
+def accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray, pre: Preprocessing) -> float:
+    logits = model.predict(make_dataset(x, y, pre, 256, False, 0).map(lambda a, b: a),
+                           verbose=0)
+    return float(np.mean(np.argmax(logits, axis=-1) == y))

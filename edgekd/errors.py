@@ -1,0 +1,37 @@
+"""One error type for bad user input, and the CLI wrapper that turns it into
+one clear line on stderr and exit code 2 (never a bare traceback)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable, Sequence
+
+
+class EdgekdError(ValueError):
+    """A problem with the user's input (path, file, value). Its message must
+    say what is wrong and how to fix it."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (plus exit code 2)."""
+
+    def error(self, message: str) -> None:  # noqa: D102 (argparse API)
+        sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
+        sys.exit(2)
+
+
+def run_cli(main: Callable[[Sequence[str] | None], int], prog: str,
+            argv: Sequence[str] | None = None) -> int:
+    """Run `main(argv)`; user errors become one line on stderr and exit 2."""
+    try:
+        return main(argv)
+    except EdgekdError as exc:
+        sys.stderr.write(f"{prog}: error: {exc}\n")
+        return 2
+    except (FileNotFoundError, PermissionError, IsADirectoryError) as exc:
+        sys.stderr.write(f"{prog}: error: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{prog}: interrupted\n")
+        return 130

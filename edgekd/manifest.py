@@ -1,0 +1,127 @@
+"""manifest.json: the contract between export (writer) and bench (reader).
+
+The schema below is the single definition; README.md documents it in prose.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from edgekd.errors import EdgekdError
+from edgekd.formats import FORMATS
+
+SCHEMA_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+
+_TENSOR = {
+    "type": "object",
+    "required": ["name", "shape", "dtype"],
+    "properties": {
+        "name": {"type": "string"},
+        "shape": {"type": "array", "items": {"type": ["integer", "null"]}},
+        "dtype": {"type": "string"},
+        "quantization": {"type": ["object", "null"], "properties": {
+            "scale": {"type": "number"}, "zero_point": {"type": "integer"}}},
+    },
+}
+_FILE = {"type": "object", "required": ["path", "sha256", "bytes"], "properties": {
+    "path": {"type": "string"}, "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+    "bytes": {"type": "integer", "minimum": 1}}}
+
+_ARTIFACT = {
+    "type": "object",
+    "required": ["name", "role", "format", "runtime", "precision", "path", "bytes",
+                 "sha256", "inputs", "outputs", "params", "macs", "parity", "source"],
+    "properties": {
+        "name": {"type": "string"},
+        "role": {"enum": ["teacher", "student", "student_scratch"]},
+        "format": {"enum": sorted(FORMATS)},
+        "runtime": {"enum": ["tflite", "onnx"]},
+        "precision": {"type": "string"},
+        "path": {"type": "string"},
+        "bytes": {"type": "integer", "minimum": 1},
+        "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        "source": {"type": "string"},
+        "params": {"type": "integer", "minimum": 0},
+        "macs": {"type": "integer", "minimum": 0},
+        "inputs": {"type": "array", "minItems": 1, "items": _TENSOR},
+        "outputs": {"type": "array", "minItems": 1, "items": _TENSOR},
+        "options": {"type": "object"},
+        "parity": {"type": "object", "required": ["passed", "n", "top1_agreement"],
+                   "properties": {"passed": {"type": "boolean"}, "n": {"type": "integer"},
+                                  "top1_agreement": {"type": "number"}}},
+    },
+}
+
+SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "edgekd manifest",
+    "type": "object",
+    "required": ["schema_version", "edgekd_version", "versions", "dataset",
+                 "preprocessing", "eval", "references", "artifacts"],
+    "properties": {
+        "schema_version": {"const": SCHEMA_VERSION},
+        "edgekd_version": {"type": "string"},
+        "created": {"type": "string"},
+        "versions": {"type": "object", "additionalProperties": {"type": ["string", "null"]}},
+        "dataset": {"type": "object", "required": ["name", "labels"], "properties": {
+            "name": {"type": "string"},
+            "labels": {"type": "array", "minItems": 2, "items": {"type": "string"}}}},
+        "preprocessing": {"type": "object", "required": ["height", "width", "channels",
+                                                         "scale", "offset", "layout"]},
+        "eval": _FILE,
+        "references": _FILE,
+        "export_seconds": {"type": "number"},
+        "artifacts": {"type": "array", "items": _ARTIFACT},
+    },
+}
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def validate(manifest: dict) -> None:
+    """Raise EdgekdError naming the first schema violation."""
+    import jsonschema
+    try:
+        jsonschema.validate(manifest, SCHEMA)
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "(top level)"
+        raise EdgekdError(f"invalid manifest at {where}: {exc.message}") from None
+
+
+def load(folder: str | Path) -> dict:
+    """Read and validate <folder>/manifest.json."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise EdgekdError(f"artifacts folder {folder} does not exist (run `python -m export` first)")
+    path = folder / MANIFEST_NAME
+    if not path.is_file():
+        raise EdgekdError(f"{path} not found: run `python -m export {folder}` to create it")
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise EdgekdError(f"{path} is not valid JSON ({exc})") from None
+    validate(manifest)
+    return manifest
+
+
+def verify_file(folder: Path, record: dict, what: str) -> Path:
+    """Check that a listed file exists and matches its sha256 and size."""
+    path = Path(folder) / record["path"]
+    if not path.is_file():
+        raise EdgekdError(f"{what}: {path} is listed in the manifest but missing")
+    size, digest = path.stat().st_size, sha256_file(path)
+    if size != record["bytes"] or digest != record["sha256"]:
+        raise EdgekdError(
+            f"{what}: {path} does not match the manifest (sha256 {digest[:12]}..., "
+            f"{size} bytes; expected {record['sha256'][:12]}..., {record['bytes']} bytes): "
+            "refusing to use a modified or truncated file; re-run export")
+    return path

@@ -1,0 +1,63 @@
+"""The one explicit preprocessing object.
+
+distill decides it, writes it into config.json / the artifacts, export copies
+it into manifest.json and bench applies it from there: nobody guesses scaling.
+Images are stored as uint8 at the model's input size (resizing happens once,
+when the data set is loaded), so preprocessing at inference time is only
+`x * scale + offset` in float32.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from edgekd.errors import EdgekdError
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    height: int
+    width: int
+    channels: int
+    scale: float = 1.0 / 255.0
+    offset: float = 0.0
+    layout: str = "NHWC"
+    stored_dtype: str = "uint8"
+
+    def __post_init__(self) -> None:
+        if min(self.height, self.width) < 1 or self.channels not in (1, 3):
+            raise EdgekdError(
+                f"invalid preprocessing: {self.height}x{self.width}x{self.channels}"
+                " (need positive size and 1 or 3 channels)")
+        if self.layout != "NHWC":
+            raise EdgekdError(f"unsupported layout {self.layout!r}: only NHWC")
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return (self.height, self.width, self.channels)
+
+    def check(self, x: np.ndarray, what: str = "images") -> None:
+        if x.ndim != 4 or tuple(x.shape[1:]) != self.input_shape:
+            raise EdgekdError(
+                f"{what} have shape {tuple(x.shape)}, expected (N, "
+                f"{self.height}, {self.width}, {self.channels}) as recorded in the preprocessing")
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """uint8 images (N, H, W, C) -> float32 model input."""
+        self.check(x)
+        out = x.astype(np.float32) * np.float32(self.scale)
+        if self.offset:
+            out += np.float32(self.offset)
+        return out
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Preprocessing":
+        try:
+            return cls(**d)
+        except TypeError as exc:
+            raise EdgekdError(f"invalid preprocessing record {d!r}: {exc}") from None

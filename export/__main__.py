@@ -1,0 +1,5 @@
+import sys
+
+from export.cli import entry
+
+sys.exit(entry())

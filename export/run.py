@@ -1,0 +1,175 @@
+"""One export run: artifacts folder -> every format of every role, parity
+checked, manifest.json written; all in a temporary copy swapped into place."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from distill import models
+from edgekd import __version__, environment
+from edgekd.atomic import link_or_copy, swap_into_place, write_json
+from edgekd.errors import EdgekdError
+from edgekd.formats import FORMATS
+from edgekd.manifest import MANIFEST_NAME, SCHEMA_VERSION, sha256_file, validate
+from edgekd.preprocess import Preprocessing
+from edgekd.runtime import open_runner
+from export.convert import CONVERTERS, Inputs
+from export.parity import compare
+
+# Outputs of export and bench: not carried over from a previous export.
+_DERIVED = {MANIFEST_NAME, "reference.npz", "bench.json", "report.md", "report.png"}
+ROLES = ("teacher", "student", "student_scratch")
+
+
+def _npz(path: Path, keys: tuple[str, ...], hint: str) -> dict:
+    if not path.is_file():
+        raise EdgekdError(f"{path} not found: {hint}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = [k for k in keys if k not in z.files]
+            if missing:
+                raise EdgekdError(f"{path} lacks {', '.join(missing)}")
+            return {k: z[k] for k in z.files}
+    except EdgekdError:
+        raise
+    except Exception as exc:  # zip/format errors: a corrupt file
+        raise EdgekdError(f"cannot read {path}: {exc}") from None
+
+
+def read_inputs(folder: Path) -> tuple[Preprocessing, dict, np.ndarray]:
+    """The distill outputs export needs, validated."""
+    if not folder.is_dir():
+        raise EdgekdError(f"artifacts folder {folder} not found: run `python -m distill` first")
+    pre_path = folder / "preprocessing.json"
+    if not pre_path.is_file():
+        raise EdgekdError(f"{pre_path} not found: {folder} is not a distill artifacts folder")
+    pre = Preprocessing.from_dict(json.loads(pre_path.read_text()))
+    ev = _npz(folder / "eval.npz", ("x", "y", "labels"), "re-run distill")
+    calib = _npz(folder / "calib.npz", ("x",), "re-run distill (it writes the calibration set)")
+    pre.check(ev["x"], "eval.npz images")
+    pre.check(calib["x"], "calib.npz images")
+    return pre, ev, calib["x"]
+
+
+def _load_roles(folder: Path, roles, pre: Preprocessing, n_classes: int) -> dict:
+    out = {}
+    for role in roles:
+        path = folder / f"{role}.keras"
+        if not path.exists():
+            if role == "student_scratch":
+                continue  # optional: distill --no-scratch
+            raise EdgekdError(f"{path} not found: re-run distill, or leave {role} out of --roles")
+        model = models.load_model(path, role)
+        models.check_io(model, pre.input_shape, n_classes, role)
+        out[role] = model
+    return out
+
+
+def _export_one(model, role: str, fmt_name: str, tmp: Path, inp: Inputs, parity_x, ref_logits,
+                labels, threads: int) -> dict:
+    fmt = FORMATS[fmt_name]
+    path = tmp / f"{role}{fmt.suffix}"
+    t0 = time.perf_counter()
+    try:
+        options = CONVERTERS[fmt_name](model, path, inp)
+    except Exception as exc:  # converter internals: report which artifact failed
+        raise EdgekdError(f"converting {role} to {fmt_name} failed: "
+                          f"{str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__}") from None
+    seconds = time.perf_counter() - t0
+    runner = open_runner(path, fmt.runtime, threads)
+    parity = compare(ref_logits, runner.predict(parity_x), labels, fmt)
+    return {"name": f"{role}_{fmt_name}", "role": role, "format": fmt_name,
+            "runtime": fmt.runtime, "precision": fmt.precision, "path": path.name,
+            "bytes": path.stat().st_size, "sha256": sha256_file(path),
+            "source": f"{role}.keras", "params": int(model.count_params()),
+            "macs": models.count_macs(model), "inputs": runner.inputs,
+            "outputs": runner.outputs, "options": options,
+            "export_seconds": round(seconds, 2), "parity": parity}
+
+
+def _stage(folder: Path) -> Path:
+    """A temporary sibling holding links to distill's files (not old exports)."""
+    tmp = folder.parent / f".{folder.name}.export-tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    for item in folder.iterdir():
+        if item.name in _DERIVED or item.suffix in (".tflite", ".onnx") or item.name.startswith("."):
+            continue
+        link_or_copy(item, tmp / item.name)
+    return tmp
+
+
+def _file_record(path: Path) -> dict:
+    return {"path": path.name, "sha256": sha256_file(path), "bytes": path.stat().st_size}
+
+
+def run(folder: str | Path, formats: list[str], roles=("teacher", "student"),
+        int8_io: bool = False, parity_n: int = 256, allow_failures: bool = False,
+        threads: int | None = None, log=print) -> dict:
+    """Export, verify and describe; returns the manifest."""
+    folder = Path(folder).resolve()
+    t0 = time.perf_counter()
+    pre, ev, calib = read_inputs(folder)
+    labels = [str(s) for s in ev["labels"]]
+    keras_models = _load_roles(folder, roles, pre, len(labels))
+    inp = Inputs(pre, calib, int8_io)
+    x_eval = pre.apply(ev["x"])
+    tmp = _stage(folder)
+    try:
+        refs, artifacts = {}, []
+        for role, model in keras_models.items():
+            refs[role] = model.predict(x_eval, batch_size=256, verbose=0).astype(np.float32)
+            px, pr, py = x_eval[:parity_n], refs[role][:parity_n], ev["y"][:parity_n]
+            for name in formats:
+                rec = _export_one(model, role, name, tmp, inp, px, pr, py, threads or 1)
+                p = rec["parity"]
+                log(f"[export] {rec['name']:<28} {rec['bytes']:>10,} B  top-1 agree "
+                    f"{100 * p['top1_agreement']:6.2f} %  max|diff| {p.get('max_abs_diff', 0):.2e}"
+                    f"  {'ok' if p['passed'] else 'FAILED'}")
+                artifacts.append(rec)
+        np.savez_compressed(tmp / "reference.npz", y=ev["y"],
+                            **{f"{r}_logits": v for r, v in refs.items()})
+        manifest = _manifest(tmp, ev, labels, pre, keras_models, artifacts, refs, t0)
+        failed = [a for a in artifacts if not a["parity"]["passed"]]
+        if failed and not allow_failures:
+            a = failed[0]
+            raise EdgekdError(f"parity failed for {a['name']}: {'; '.join(a['parity']['failures'])}"
+                              f" ({len(failed)} artifact(s) failed; --allow-parity-failures "
+                              "keeps them, marked failed)")
+        validate(manifest)
+        write_json(tmp / MANIFEST_NAME, manifest)
+        swap_into_place(tmp, folder)
+        return manifest
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _manifest(tmp: Path, ev: dict, labels, pre, keras_models, artifacts, refs, t0) -> dict:
+    y = ev["y"]
+    model_info = {}
+    for role, model in keras_models.items():
+        model_info[role] = {**_file_record(tmp / f"{role}.keras"),
+                            "params": int(model.count_params()),
+                            "macs": models.count_macs(model),
+                            "accuracy": float(np.mean(np.argmax(refs[role], -1) == y))}
+    report = tmp / "train_report.json"
+    dataset_name = (json.loads(report.read_text())["dataset"]["name"]
+                    if report.is_file() else tmp.name)
+    return {"schema_version": SCHEMA_VERSION, "edgekd_version": __version__,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "versions": environment.versions(),
+            "dataset": {"name": dataset_name, "labels": labels, "n_eval": int(len(y))},
+            "preprocessing": pre.to_dict(),
+            "eval": _file_record(tmp / "eval.npz"),
+            "calib": _file_record(tmp / "calib.npz"),
+            "references": _file_record(tmp / "reference.npz"),
+            "models": model_info,
+            "export_seconds": round(time.perf_counter() - t0, 1),
+            "machine": environment.machine(),
+            "artifacts": artifacts}

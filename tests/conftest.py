@@ -1,0 +1,81 @@
+"""Shared fixtures: one tiny but real artifacts folder per test session
+(Fashion-MNIST subset, tiny teacher and student), exported once."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FASHION = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
+
+
+def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Run `python -m <args>` the way a user does; returns the finished process."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True,
+                          cwd=cwd or ROOT, env=env, timeout=timeout)
+
+
+def error_lines(proc: subprocess.CompletedProcess) -> list[str]:
+    """stderr lines that are not TensorFlow/absl start-up noise."""
+    noise = ("WARNING: All log messages", "I0000", "W0000", "E0000")
+    return [l for l in proc.stderr.splitlines() if l.strip() and not l.startswith(noise)]
+
+
+def small_npz(path: Path, n_train=600, n_test=200, shape=(12, 12, 3), classes=3, seed=0) -> Path:
+    """A learnable synthetic set: each class has its own mean colour pattern."""
+    rng = np.random.default_rng(seed)
+    protos = rng.integers(40, 215, size=(classes, *shape))
+    def make(n):
+        y = rng.integers(0, classes, n)
+        x = np.clip(protos[y] + rng.normal(0, 30, (n, *shape)), 0, 255).astype(np.uint8)
+        return x, y
+    xtr, ytr = make(n_train)
+    xte, yte = make(n_test)
+    np.savez(path, x_train=xtr, y_train=ytr, x_test=xte, y_test=yte)
+    return path
+
+
+@pytest.fixture(scope="session")
+def fashion_available() -> None:
+    if not FASHION.is_file():
+        pytest.skip("Fashion-MNIST files missing: apt-get install dataset-fashion-mnist")
+
+
+@pytest.fixture(scope="session")
+def tiny_artifacts(tmp_path_factory, fashion_available) -> Path:
+    """distill on 3,000 Fashion-MNIST images, tiny models, 2 epochs each."""
+    from distill.config import resolve
+    from distill.run import run
+    out = tmp_path_factory.mktemp("tiny") / "artifacts"
+    cfg = resolve("quick", data="fashion_mnist", teacher_arch="tiny_teacher",
+                  student_arch="tiny_student", teacher_epochs=2, epochs=2,
+                  train_subset=3000, learning_rate=3e-3, calib_size=200, batch_size=64)
+    run(cfg, out, verbose=0)
+    return out
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory, tiny_artifacts) -> Path:
+    """tiny_artifacts exported to every format (a copy: tests may tamper with it)."""
+    from edgekd.formats import FORMATS
+    from export.run import run
+    folder = tmp_path_factory.mktemp("exported") / "artifacts"
+    shutil.copytree(tiny_artifacts, folder)
+    run(folder, list(FORMATS), ("teacher", "student"), log=lambda *_: None)
+    return folder
+
+
+@pytest.fixture()
+def exported_copy(tmp_path, exported) -> Path:
+    """A private copy of the exported folder, for tests that modify it."""
+    dst = tmp_path / "artifacts"
+    shutil.copytree(exported, dst)
+    return dst

@@ -1,0 +1,99 @@
+"""Every data source, and the errors for bad data."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from distill import data
+from edgekd.errors import EdgekdError
+from tests.conftest import small_npz
+
+
+def _write_images(root, classes, n, size, mode, suffix, rng):
+    for c in classes:
+        (root / c).mkdir(parents=True)
+        for i in range(n):
+            shape = (size, size, 3) if mode == "RGB" else (size, size)
+            arr = rng.integers(0, 256, shape).astype(np.uint8)
+            Image.fromarray(arr, mode).save(root / c / f"{i:03d}{suffix}")
+
+
+def test_image_folder_with_train_and_test(tmp_path):
+    rng = np.random.default_rng(0)
+    _write_images(tmp_path / "train", ["cat", "dog", "eel"], 5, 20, "RGB", ".png", rng)
+    _write_images(tmp_path / "test", ["cat", "dog", "eel"], 2, 20, "RGB", ".png", rng)
+    ds = data.load_dataset(str(tmp_path))
+    assert ds.labels == ["cat", "dog", "eel"]
+    assert ds.x_train.shape == (15, 20, 20, 3) and ds.x_test.shape == (6, 20, 20, 3)
+    assert ds.x_train.dtype == np.uint8
+    np.testing.assert_array_equal(ds.y_train, np.repeat([0, 1, 2], 5))
+    # PNG is lossless: pixels are exactly the files' pixels
+    first = np.asarray(Image.open(tmp_path / "train" / "cat" / "000.png"))
+    np.testing.assert_array_equal(ds.x_train[0], first)
+
+
+def test_grayscale_jpeg_folder_with_validation_split_and_resize(tmp_path):
+    rng = np.random.default_rng(1)
+    _write_images(tmp_path, ["a", "b"], 10, 40, "L", ".jpg", rng)
+    ds = data.load_dataset(str(tmp_path), image_size=16, val_split=0.25)
+    assert ds.x_train.shape == (15, 16, 16, 1) and ds.x_test.shape == (5, 16, 16, 1)
+    assert ds.preprocessing.input_shape == (16, 16, 1)
+
+
+def test_corrupt_image_is_named(tmp_path):
+    rng = np.random.default_rng(2)
+    _write_images(tmp_path / "train", ["a", "b"], 3, 8, "RGB", ".png", rng)
+    (tmp_path / "train" / "b" / "bad.jpg").write_bytes(b"\xff\xd8 truncated")
+    with pytest.raises(EdgekdError, match="cannot decode image .*bad.jpg"):
+        data.load_dataset(str(tmp_path))
+
+
+def test_npz_source(tmp_path):
+    path = small_npz(tmp_path / "set.npz", n_train=50, n_test=20, shape=(9, 9, 3))
+    ds = data.load_dataset(str(path))
+    with np.load(path) as z:
+        np.testing.assert_array_equal(ds.x_train, z["x_train"])
+        np.testing.assert_array_equal(ds.y_test, z["y_test"])
+    assert ds.labels == ["0", "1", "2"] and ds.name == "set"
+
+
+@pytest.mark.parametrize("arrays,msg", [
+    ({"x_train": np.zeros((4, 8, 8), np.uint8), "y_train": np.zeros(4)}, "lacks x_test, y_test"),
+    ({"x_train": np.full((4, 8, 8), 300.0), "y_train": np.zeros(4),
+      "x_test": np.zeros((2, 8, 8)), "y_test": np.zeros(2)}, "pixel values must be uint8"),
+    ({"x_train": np.zeros((4, 8), np.uint8), "y_train": np.zeros(4),
+      "x_test": np.zeros((2, 8), np.uint8), "y_test": np.zeros(2)}, "expected images"),
+    ({"x_train": np.zeros((4, 8, 8), np.uint8), "y_train": np.zeros(3),
+      "x_test": np.zeros((2, 8, 8), np.uint8), "y_test": np.zeros(2)}, "4 images but 3 labels"),
+])
+def test_bad_npz(tmp_path, arrays, msg):
+    path = tmp_path / "bad.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(EdgekdError, match=msg):
+        data.load_dataset(str(path))
+
+
+def test_not_an_npz_and_unknown_source(tmp_path):
+    (tmp_path / "x.npz").write_text("hello")
+    with pytest.raises(EdgekdError, match="cannot read .*x.npz as .npz"):
+        data.load_dataset(str(tmp_path / "x.npz"))
+    with pytest.raises(EdgekdError, match="unknown data source 'imagenet21k'"):
+        data.load_dataset("imagenet21k")
+
+
+def test_fashion_mnist_debian_files(fashion_available):
+    ds = data.load_dataset("fashion_mnist")
+    assert ds.x_train.shape == (60000, 28, 28, 1) and ds.x_test.shape == (10000, 28, 28, 1)
+    # the published files: every class has 6,000 training and 1,000 test images,
+    # and the first training image is an ankle boot (9), the first test one too
+    assert np.bincount(ds.y_train).tolist() == [6000] * 10
+    assert np.bincount(ds.y_test).tolist() == [1000] * 10
+    assert ds.y_train[0] == 9 and ds.y_test[0] == 9
+    assert ds.labels[9] == "ankle boot"
+
+
+def test_cifar10_offline_without_cache_fails_fast(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.setattr(data, "_online", lambda url, timeout=4.0: False)
+    with pytest.raises(EdgekdError, match="CIFAR-10 is not cached .* DATA=/path/to/cifar10-jpeg"):
+        data.load_dataset("cifar10")

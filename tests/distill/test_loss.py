@@ -1,0 +1,61 @@
+"""The distillation loss against values computed by hand and by numpy."""
+
+import numpy as np
+import pytest
+
+from distill.loss import DistillationLoss
+from edgekd.errors import EdgekdError
+
+
+def _np_loss(y, t, s, alpha, temp):
+    """Independent numpy reference of Hinton et al.'s loss."""
+    def softmax(z):
+        e = np.exp(z - z.max(-1, keepdims=True))
+        return e / e.sum(-1, keepdims=True)
+    ce = -np.log(softmax(s)[np.arange(len(y)), y])
+    pt, ps = softmax(t / temp), softmax(s / temp)
+    kl = np.sum(pt * np.log(pt / ps), axis=-1)
+    return alpha * ce + (1 - alpha) * kl * temp ** 2
+
+
+def test_hand_computed_values():
+    # s = [0, ln 3] -> p_s = [1/4, 3/4]; t = [ln 3, 0] -> p_t = [3/4, 1/4]; label 0
+    y = np.array([0])
+    s = np.array([[0.0, np.log(3.0)]], np.float32)
+    t = np.array([[np.log(3.0), 0.0]], np.float32)
+    # T=1: CE = ln 4 = 1.386294, KL = 0.5 ln 3 = 0.549306
+    ce, kl = DistillationLoss(alpha=0.5, temperature=1.0).parts(y, t, s)
+    assert float(ce[0]) == pytest.approx(1.386294, abs=1e-5)
+    assert float(kl[0]) == pytest.approx(0.549306, abs=1e-5)
+    assert float(DistillationLoss(0.5, 1.0)(y, t, s)[0]) == pytest.approx(0.967800, abs=1e-5)
+    # T=2: p = [0.366025, 0.633975] and reversed; KL = 0.267949 * ln(1.732051) = 0.147184; x T^2
+    _, kl2 = DistillationLoss(alpha=0.1, temperature=2.0).parts(y, t, s)
+    assert float(kl2[0]) == pytest.approx(4 * 0.147184, abs=1e-5)
+
+
+@pytest.mark.parametrize("alpha,temp", [(0.1, 10.0), (0.5, 4.0), (1.0, 1.0), (0.0, 3.0)])
+def test_matches_numpy_reference(alpha, temp):
+    rng = np.random.default_rng(1234)
+    y = rng.integers(0, 10, 64)
+    t = rng.normal(0, 3, (64, 10)).astype(np.float32)
+    s = rng.normal(0, 3, (64, 10)).astype(np.float32)
+    got = np.asarray(DistillationLoss(alpha, temp)(y, t, s))
+    np.testing.assert_allclose(got, _np_loss(y, t.astype(np.float64), s.astype(np.float64),
+                                             alpha, temp), rtol=2e-5, atol=2e-5)
+
+
+def test_identical_logits_leave_only_the_hard_loss():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(8, 5)).astype(np.float32)
+    y = rng.integers(0, 5, 8)
+    ce, kl = DistillationLoss(0.3, 7.0).parts(y, z, z)
+    np.testing.assert_allclose(np.asarray(kl), 0.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs,msg", [({"alpha": 1.5}, "alpha must be in [0, 1], got 1.5"),
+                                        ({"alpha": -0.1}, "alpha must be in [0, 1]"),
+                                        ({"temperature": 0.0}, "temperature must be > 0, got 0.0"),
+                                        ({"temperature": -2}, "temperature must be > 0")])
+def test_invalid_hyperparameters(kwargs, msg):
+    with pytest.raises(EdgekdError, match=msg.replace("[", r"\[").replace("]", r"\]")):
+        DistillationLoss(**kwargs)
