@@ -1,0 +1,69 @@
+"""The TF-free core: format table, preprocessing, manifest schema, runtime I/O."""
+
+import numpy as np
+import pytest
+
+from edgekd import manifest as mf
+from edgekd.errors import EdgekdError
+from edgekd.formats import FORMATS, parse_formats
+from edgekd.preprocess import Preprocessing
+from edgekd.runtime import _dequantize, _quantize, open_runner
+
+
+def test_every_format_has_a_converter_and_a_runtime():
+    from export.convert import CONVERTERS
+    assert set(CONVERTERS) == set(FORMATS)
+    assert {f.runtime for f in FORMATS.values()} == {"tflite", "onnx"}
+    assert all(f.quantized == f.precision.startswith("int8") for f in FORMATS.values())
+
+
+def test_parse_formats():
+    assert parse_formats(None) == list(FORMATS)
+    assert parse_formats("onnx_int8, tflite_fp32") == ["tflite_fp32", "onnx_int8"]  # table order
+    with pytest.raises(EdgekdError, match="unknown format.s. tflite_int4; valid formats: tflite_fp32"):
+        parse_formats("tflite_int4")
+
+
+def test_preprocessing_apply_and_check():
+    pre = Preprocessing(4, 4, 3)
+    x = np.full((2, 4, 4, 3), 255, np.uint8)
+    out = pre.apply(x)
+    assert out.dtype == np.float32 and np.allclose(out, 1.0)
+    assert Preprocessing.from_dict(pre.to_dict()) == pre
+    with pytest.raises(EdgekdError, match=r"have shape \(2, 5, 4, 3\), expected \(N, 4, 4, 3\)"):
+        pre.apply(np.zeros((2, 5, 4, 3), np.uint8))
+    with pytest.raises(EdgekdError, match="1 or 3 channels"):
+        Preprocessing(4, 4, 2)
+
+
+def test_int8_io_quantization_round_trip():
+    q = {"scale": 1 / 255, "zero_point": -128}
+    pixels = np.arange(256, dtype=np.float32) / 255
+    codes = _quantize(pixels, q, np.dtype(np.int8))
+    np.testing.assert_array_equal(codes, np.arange(256) - 128)  # exact for [0, 1] inputs
+    np.testing.assert_allclose(_dequantize(codes, q), pixels, atol=1e-6)
+    assert _quantize(np.array([5.0]), q, np.dtype(np.int8))[0] == 127  # saturates
+
+
+def test_manifest_validation_names_the_field():
+    with pytest.raises(EdgekdError, match="invalid manifest at schema_version"):
+        mf.validate({"schema_version": 99, "edgekd_version": "x", "versions": {},
+                     "dataset": {"name": "d", "labels": ["a", "b"]},
+                     "preprocessing": {}, "eval": {}, "references": {}, "artifacts": []})
+
+
+def test_sha256(tmp_path):
+    p = tmp_path / "f"
+    p.write_bytes(b"abc")
+    assert mf.sha256_file(p) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+def test_runner_errors(tmp_path):
+    bad = tmp_path / "m.tflite"
+    bad.write_bytes(b"\x00" * 64)
+    with pytest.raises(EdgekdError, match="cannot load TFLite model"):
+        open_runner(bad, "tflite")
+    with pytest.raises(EdgekdError, match="cannot load ONNX model"):
+        open_runner(bad, "onnx")
+    with pytest.raises(EdgekdError, match="unknown runtime 'tvm'"):
+        open_runner(bad, "tvm")
