@@ -53,8 +53,10 @@ bench: $(STAMP)
 	$(PY) -m bench "$(OUT)" --threads $(THREADS) $(format_flags) $(BENCH_ARGS)
 
 # Regenerate the README's result tables from bench.json / train_report.json.
+SEED ?=
+DEFAULT ?=
 report: $(STAMP)
-	$(PY) benchmarks/readme_tables.py
+	$(PY) benchmarks/readme_tables.py $(if $(SEED),--seed "$(SEED)") $(if $(DEFAULT),--default "$(DEFAULT)")
 
 test: $(STAMP)
 	$(PY) -m pytest -q
@@ -65,6 +67,7 @@ test-all: $(STAMP)
 # The tutorial reproduction (about an hour on 2 cores); writes benchmarks/seed_table.md.
 bench-seed: $(STAMP)
 	$(PY) benchmarks/seed_table.py --data "$(DATA)" --out "$(OUT)-seed"
+	$(PY) benchmarks/readme_tables.py --seed "$(OUT)-seed"
 
 # Harness overhead: bench's p50 against a bare invoke() loop.
 bench-overhead: $(STAMP)

@@ -28,6 +28,8 @@ def parser() -> OneLineParser:
     p.add_argument("--learning-rate", type=float)
     p.add_argument("--train-subset", type=int, help="use only N training images")
     p.add_argument("--image-size", type=int, help="resize images to N x N")
+    p.add_argument("--val-split", type=float,
+                   help="held-out fraction for image folders without test/ (default 0.1)")
     p.add_argument("--calib-size", type=int)
     p.add_argument("--seed", type=int)
     p.add_argument("--no-scratch", dest="scratch", action="store_const", const=False,
