@@ -19,7 +19,7 @@ DISTILL_ARGS ?=
 distill_flags = --data "$(DATA)" --preset $(PRESET) --out "$(OUT)" $(if $(TEACHER),--teacher "$(TEACHER)") $(DISTILL_ARGS)
 format_flags  = $(if $(FORMATS),--formats $(FORMATS))
 
-.PHONY: help venv edge-model distill export bench report test test-all bench-seed bench-overhead clean
+.PHONY: help venv edge-model distill export bench report test test-all test-arm bench-seed bench-overhead clean
 
 help:
 	@echo "make edge-model DATA=... PRESET=seed|quick OUT=artifacts   distill + export + bench"
@@ -75,3 +75,7 @@ bench-overhead: $(STAMP)
 
 clean:
 	rm -rf .pytest_cache build *.egg-info
+
+# Emulated aarch64 tests (QEMU user mode; builds the sysroot on first use).
+test-arm: $(STAMP)
+	$(PY) -m pytest -q -m arm -s

@@ -41,22 +41,56 @@ def parser() -> OneLineParser:
                    help="points of accuracy the best student may lose (default 1.0)")
     p.add_argument("--ort-provider", action="append", dest="providers",
                    help="onnxruntime execution provider (repeatable; default CPU)")
+    p.add_argument("--eval-limit", type=int,
+                   help="accuracy on the first N eval images only (slow boards, emulators)")
     p.add_argument("--no-progress", action="store_true")
+    r = p.add_argument_group("remote boards")
+    r.add_argument("--target", action="append", dest="targets", default=[],
+                   help="ssh://[user@]host[:port] of a board to bench too (repeatable)")
+    r.add_argument("--remote-dir", default="edgekd-bench",
+                   help="working folder on the board (default ~/edgekd-bench)")
+    r.add_argument("--remote-python", help="interpreter on the board that has the runtime "
+                   "extra; default: python3, else a venv edgekd creates there")
+    r.add_argument("--ssh-timeout", type=float, default=15.0, help="connect timeout, seconds")
+    r.add_argument("--ssh-config", help="ssh client config file (ssh -F); default: your own")
+    r.add_argument("--parallel", action="store_true", help="bench remote targets in parallel")
     return p
+
+
+def remote_args(a) -> tuple[str, ...]:
+    """The measurement flags, forwarded unchanged to `python -m bench` on a board."""
+    out = ["--threads", a.threads, "--runs", str(a.runs), "--seconds", str(a.seconds),
+           "--warmup-runs", str(a.warmup_runs), "--warmup-seconds", str(a.warmup_seconds),
+           "--roles", a.roles, "--accuracy-budget", str(a.accuracy_budget)]
+    if a.formats:
+        out += ["--formats", a.formats]
+    if a.eval_limit:
+        out += ["--eval-limit", str(a.eval_limit)]
+    for provider in a.providers or []:
+        out += ["--ort-provider", provider]
+    return tuple(out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     a = parser().parse_args(argv)
     from bench.run import BenchConfig, run
+    from bench.remote import RemoteOptions, parse_target
+    targets = [parse_target(t) for t in a.targets]  # bad URLs fail before any work
     cfg = BenchConfig(threads=parse_threads(a.threads), runs=a.runs, seconds=a.seconds,
                       warmup_runs=a.warmup_runs, warmup_seconds=a.warmup_seconds,
                       formats=tuple(parse_formats(a.formats)) if a.formats else None,
                       roles=tuple(r.strip() for r in a.roles.split(",") if r.strip()),
                       accuracy_budget=a.accuracy_budget / 100.0,
-                      providers=tuple(a.providers) if a.providers else None)
-    from bench.report import table
-    result = run(a.folder, cfg, progress=not a.no_progress)
+                      providers=tuple(a.providers) if a.providers else None,
+                      eval_limit=a.eval_limit)
+    from bench.report import table, targets_table
+    opts = RemoteOptions(a.remote_dir, a.remote_python, a.ssh_timeout, a.ssh_config,
+                         extra_args=remote_args(a))
+    result = run(a.folder, cfg, progress=not a.no_progress, targets=targets, remote=opts,
+                 parallel=a.parallel)
     print(table(result))
+    if result.get("targets"):
+        print("\n" + targets_table(result))
     print(f"\nbest student artifact: {result['summary']['best_student']}")
     print(f"[bench] wrote {a.folder}/bench.json, report.md, report.png")
     return 0

@@ -45,13 +45,22 @@ def _fmt(v, spec: str, dash: str = "-") -> str:
     return dash if v is None else format(v, spec)
 
 
+def engine(row: dict) -> str:
+    """What actually ran the model: LiteRT, or the ORT providers the session used."""
+    run = row.get("runner", {})
+    if run.get("runtime") == "onnx":
+        return "onnxruntime " + "+".join(p.replace("ExecutionProvider", "")
+                                         for p in run.get("providers", []))
+    return "LiteRT"
+
+
 def table(result: dict) -> str:
     s, threads = result["summary"], result["summary"]["threads"]
     head = ["artifact", "size KB", "params", "MMACs", "top-1 %", "Δ vs Keras",
             "agree student %", "agree teacher %"]
     for t in threads:
         head += [f"p50 ms ({t}t)", f"p90 ms ({t}t)", f"speed-up ({t}t)"]
-    head += ["size ratio", "cold ms", "peak RSS MB"]
+    head += ["size ratio", "cold ms", "peak RSS MB", "engine"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in result["artifacts"]:
         d = s["per_artifact"][r["name"]]
@@ -66,7 +75,7 @@ def table(result: dict) -> str:
             cells += [f"{lat['p50_ms']:.3f}", f"{lat['p90_ms']:.3f}",
                       _fmt(d.get("speedup", {}).get(t), ".2f")]
         cells += [_fmt(d.get("size_ratio"), ".2f"), f"{r['cold_start_ms']:.1f}",
-                  f"{r['rss_peak_mb']:.0f}"]
+                  f"{r['rss_peak_mb']:.0f}", engine(r)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -89,6 +98,55 @@ def markdown(result: dict) -> str:
         table(result), "",
         f"Best student artifact for this machine: **{s['best_student'] or 'none'}** "
         f"({s['best_rule']}).", ""])
+
+
+def _compare(local: dict, other: dict) -> tuple[float | None, float | None]:
+    """Top-1 agreement and max |output diff| (first images) of two runs of one artifact."""
+    import numpy as np
+    if not other or "predictions" not in local or "predictions" not in other:
+        return None, None
+    n = min(len(local["predictions"]), len(other["predictions"]))
+    agree = float(np.mean(np.asarray(local["predictions"][:n])
+                          == np.asarray(other["predictions"][:n])))
+    a, b = np.asarray(local.get("logits_head", [])), np.asarray(other.get("logits_head", []))
+    k = min(len(a), len(b))
+    return agree, (float(np.max(np.abs(a[:k] - b[:k]))) if k else None)
+
+
+def _machine_line(label: str, result: dict) -> str:
+    m = result["machine"]
+    emu = " - EMULATED, latency meaningless" if m.get("emulated") else ""
+    return f"- **{label}**: {m['cpu']}, {m['cores']} cores, {m['arch']}, {m['os']}{emu}"
+
+
+def targets_table(result: dict) -> str:
+    """One row per artifact, one column group per target, and the agreement of
+    each target's outputs with this machine's."""
+    runs = [("local", result)] + [(r["target"], r) for r in result.get("targets", [])]
+    head = ["artifact"]
+    for label, r in runs:
+        t = r["summary"]["threads"]
+        head += [f"{label} top-1 %", f"{label} p50 ms ({t[0]}t)", f"{label} p50 ms ({t[-1]}t)"]
+        if label != "local":
+            head += [f"{label} agree %", f"{label} max|diff|"]
+    lines = [_machine_line(label, r) for label, r in runs] + [""]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in result["artifacts"]:
+        cells = [row["name"]]
+        for label, r in runs:
+            other = next((x for x in r["artifacts"] if x["name"] == row["name"]), None)
+            t = r["summary"]["threads"]
+            if other is None:
+                cells += ["-"] * (3 if label == "local" else 5)
+                continue
+            cells += [f"{100 * other['accuracy']:.2f}",
+                      f"{other['latency'][t[0]]['p50_ms']:.3f}",
+                      f"{other['latency'][t[-1]]['p50_ms']:.3f}"]
+            if label != "local":
+                agree, diff = _compare(row, other)
+                cells += [_fmt(None if agree is None else 100 * agree, ".2f"), _fmt(diff, ".1e")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def plot(path: Path, result: dict) -> bool:
@@ -121,5 +179,8 @@ def plot(path: Path, result: dict) -> bool:
 
 
 def write(folder: Path, result: dict) -> None:
-    write_text(folder / "report.md", markdown(result))
+    text = markdown(result)
+    if result.get("targets"):
+        text += "\n## All targets\n\n" + targets_table(result) + "\n"
+    write_text(folder / "report.md", text)
     plot(folder / "report.png", result)

@@ -32,6 +32,7 @@ class BenchConfig:
     accuracy_budget: float = 0.01  # best artifact: within 1 point of the float student
     providers: tuple[str, ...] | None = None
     timeout_s: float = 1800.0
+    eval_limit: int | None = None  # accuracy on the first N eval images only (emulators)
     notes: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -39,6 +40,8 @@ class BenchConfig:
             raise EdgekdError(f"threads must be positive integers, got {self.threads}")
         if self.runs < 1 or self.seconds < 0 or self.warmup_runs < 0:
             raise EdgekdError("runs must be >= 1, seconds and warm-up >= 0")
+        if self.eval_limit is not None and self.eval_limit < 1:
+            raise EdgekdError(f"--eval-limit must be >= 1, got {self.eval_limit}")
 
 
 def select(manifest: dict, cfg: BenchConfig) -> list[dict]:
@@ -64,11 +67,14 @@ def _worker(folder: Path, manifest: dict, art: dict, cfg: BenchConfig) -> dict:
             "pre": manifest["preprocessing"], "threads": list(cfg.threads),
             "runs": cfg.runs, "seconds": cfg.seconds, "warmup_runs": cfg.warmup_runs,
             "warmup_seconds": cfg.warmup_seconds,
-            "providers": list(cfg.providers) if cfg.providers else None}
+            "providers": list(cfg.providers) if cfg.providers else None,
+            "eval_limit": cfg.eval_limit}
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [
         str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH")]))}
     try:
-        proc = subprocess.run([sys.executable, "-m", "bench.worker", json.dumps(spec)],
+        # EDGEKD_PYTHON: the interpreter for workers, e.g. an emulator shim (no binfmt_misc)
+        python = os.environ.get("EDGEKD_PYTHON") or sys.executable
+        proc = subprocess.run([python, "-m", "bench.worker", json.dumps(spec)],
                               capture_output=True, text=True, timeout=cfg.timeout_s, env=env)
     except subprocess.TimeoutExpired:
         raise EdgekdError(f"{art['name']}: measurement took over {cfg.timeout_s:.0f} s") from None
@@ -83,6 +89,8 @@ def _worker(folder: Path, manifest: dict, art: dict, cfg: BenchConfig) -> dict:
 
 
 def _accuracy(preds: np.ndarray, refs: dict) -> dict:
+    n = len(preds)
+    refs = {k: v[:n] for k, v in refs.items()}
     y = refs["y"]
     out = {"accuracy": float(np.mean(preds == y))}
     for role in ("student", "teacher"):
@@ -102,7 +110,7 @@ def measure_all(folder: Path, manifest: dict, arts: list[dict], cfg: BenchConfig
     for art in bar:
         bar.set_postfix_str(art["name"])
         raw = _worker(folder, manifest, art, cfg)
-        preds = np.asarray(raw.pop("predictions"))
+        preds = np.asarray(raw["predictions"])
         rows.append({"name": art["name"], "role": art["role"], "format": art["format"],
                      "runtime": art["runtime"], "precision": art["precision"],
                      "path": art["path"], "bytes": art["bytes"], "params": art["params"],
@@ -111,22 +119,49 @@ def measure_all(folder: Path, manifest: dict, arts: list[dict], cfg: BenchConfig
     return rows
 
 
-def run(folder: str | Path, cfg: BenchConfig, progress: bool = True) -> dict:
+def _keras_accuracy(folder: Path, manifest: dict, limit: int | None) -> dict:
+    """Keras accuracy per role on the same eval images the artifacts saw."""
+    with np.load(folder / manifest["references"]["path"], allow_pickle=False) as z:
+        y = z["y"][:limit]
+        return {k[:-len("_logits")]: float(np.mean(np.argmax(z[k][:limit], -1) == y))
+                for k in z.files if k.endswith("_logits")}
+
+
+def run_targets(folder: Path, manifest: dict, arts: list[dict], targets, opts,
+                parallel: bool) -> list[dict]:
+    """The same bench on each remote board (one after another, or in parallel)."""
+    from concurrent.futures import ThreadPoolExecutor
+    from bench.remote import run_remote
+    if not targets:
+        return []
+    def one(t):
+        print(f"[bench] {t.url}: copying {len(arts)} artifacts and running", flush=True)
+        return run_remote(t, folder, manifest, arts, opts)
+    if parallel:
+        with ThreadPoolExecutor(max_workers=len(targets)) as pool:
+            return list(pool.map(one, targets))
+    return [one(t) for t in targets]
+
+
+def run(folder: str | Path, cfg: BenchConfig, progress: bool = True, targets=(),
+        remote=None, parallel: bool = False) -> dict:
     folder = Path(folder).resolve()
     manifest = mf.load(folder)
     arts = select(manifest, cfg)
     verify(folder, manifest, arts)
     t0 = time.perf_counter()
     rows = measure_all(folder, manifest, arts, cfg, progress)
+    remote_results = run_targets(folder, manifest, arts, targets, remote, parallel)
     from bench import report
     result = {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "machine": environment.machine(),
               "versions": environment.versions(("edgekd", "numpy", "onnxruntime",
                                                 "ai-edge-litert")),
               "config": {k: v for k, v in asdict(cfg).items()},
-              "dataset": manifest["dataset"], "keras_accuracy": {
-                  r: m["accuracy"] for r, m in manifest.get("models", {}).items()},
-              "seconds": round(time.perf_counter() - t0, 1), "artifacts": rows}
+              "dataset": manifest["dataset"], "keras_accuracy": _keras_accuracy(
+                  folder, manifest, cfg.eval_limit),
+              "seconds": round(time.perf_counter() - t0, 1), "artifacts": rows,
+              "targets": remote_results}
     result["summary"] = report.summarize_rows(result)
     write_json(folder / "bench.json", result)
     report.write(folder, result)

@@ -14,6 +14,9 @@ import time
 import numpy as np
 
 
+HEAD = 32  # eval images whose raw outputs are kept in bench.json
+
+
 def _rss_mb() -> float:
     # Linux reports ru_maxrss in KiB (macOS in bytes; edge targets are Linux)
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -21,14 +24,14 @@ def _rss_mb() -> float:
 
 def measure(path: str, runtime: str, eval_path: str, pre: dict, threads: list[int],
             runs: int, seconds: float, warmup_runs: int, warmup_seconds: float,
-            providers: list[str] | None = None) -> dict:
+            providers: list[str] | None = None, eval_limit: int | None = None) -> dict:
     from bench.stats import summarize, timed_loop
     from edgekd.preprocess import Preprocessing
     from edgekd.runtime import open_runner
 
     pre_obj = Preprocessing.from_dict(pre)
     with np.load(eval_path, allow_pickle=False) as z:
-        x_all, = (z["x"],)
+        x_all = z["x"][:eval_limit] if eval_limit else z["x"]
     x1 = pre_obj.apply(x_all[:1])
     rss_base = _rss_mb()
     t0 = time.perf_counter()
@@ -46,10 +49,12 @@ def measure(path: str, runtime: str, eval_path: str, pre: dict, threads: list[in
         samples = timed_loop(runner.invoke, runs, seconds)
         latency[str(n)] = {**summarize(samples), "samples_ns": samples}
     rss_peak = _rss_mb()
-    preds = np.argmax(runner.predict(pre_obj.apply(x_all)), axis=-1)
+    logits = runner.predict(pre_obj.apply(x_all))
     return {"cold_start_ms": cold_ms, "latency": latency, "rss_base_mb": rss_base,
             "rss_peak_mb": rss_peak, "runner": runner.describe(),
-            "predictions": preds.astype(int).tolist()}
+            "predictions": np.argmax(logits, axis=-1).astype(int).tolist(),
+            # outputs of the first images, to compare runs across machines
+            "logits_head": logits[:HEAD].astype(float).tolist()}
 
 
 def main() -> int:

@@ -28,13 +28,23 @@ def _read(path: str) -> str | None:
         return None
 
 
+# ARM "CPU part" ids of the cores found on Raspberry Pi and Jetson boards
+ARM_PARTS = {"0xd03": "Cortex-A53", "0xd04": "Cortex-A35", "0xd05": "Cortex-A55",
+             "0xd07": "Cortex-A57", "0xd08": "Cortex-A72", "0xd09": "Cortex-A73",
+             "0xd0b": "Cortex-A76", "0xd0c": "Neoverse-N1", "0xd42": "Cortex-A78AE",
+             "0xd4b": "Cortex-A78C"}
+
+
 def cpu_model() -> str:
     text = _read("/proc/cpuinfo") or ""
+    board = (_read("/proc/device-tree/model") or "").rstrip("\x00")
     for key in ("model name", "Model", "Hardware", "CPU part"):
         for line in text.splitlines():
             if line.startswith(key) and ":" in line:
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
+                value = line.split(":", 1)[1].strip()
+                value = ARM_PARTS.get(value, value) if key == "CPU part" else value
+                return f"{board} ({value})" if board and board not in value else value
+    return board or platform.processor() or platform.machine()
 
 
 def machine() -> dict:
