@@ -14,6 +14,7 @@ TEACHER ?=
 FORMATS ?=
 THREADS ?= 1,all
 BENCH_ARGS ?=
+TARGET ?=
 DISTILL_ARGS ?=
 
 distill_flags = --data "$(DATA)" --preset $(PRESET) --out "$(OUT)" $(if $(TEACHER),--teacher "$(TEACHER)") $(DISTILL_ARGS)
@@ -50,7 +51,7 @@ export: $(STAMP)
 	$(PY) -m export "$(OUT)" $(format_flags)
 
 bench: $(STAMP)
-	$(PY) -m bench "$(OUT)" --threads $(THREADS) $(format_flags) $(BENCH_ARGS)
+	$(PY) -m bench "$(OUT)" --threads $(THREADS) $(format_flags) $(foreach t,$(TARGET),--target $(t)) $(BENCH_ARGS)
 
 # Regenerate the README's result tables from bench.json / train_report.json.
 SEED ?=
