@@ -36,7 +36,7 @@ def parser() -> OneLineParser:
     p.add_argument("--warmup-runs", type=int, default=10)
     p.add_argument("--warmup-seconds", type=float, default=1.0)
     p.add_argument("--formats", help=f"subset of: {', '.join(FORMATS)}")
-    p.add_argument("--roles", default="teacher,student,student_scratch")
+    p.add_argument("--roles", help="subset of roles, e.g. teacher,student (default: all)")
     p.add_argument("--accuracy-budget", type=float, default=1.0,
                    help="points of accuracy the best student may lose (default 1.0)")
     p.add_argument("--ort-provider", action="append", dest="providers",
@@ -61,7 +61,9 @@ def remote_args(a) -> tuple[str, ...]:
     """The measurement flags, forwarded unchanged to `python -m bench` on a board."""
     out = ["--threads", a.threads, "--runs", str(a.runs), "--seconds", str(a.seconds),
            "--warmup-runs", str(a.warmup_runs), "--warmup-seconds", str(a.warmup_seconds),
-           "--roles", a.roles, "--accuracy-budget", str(a.accuracy_budget)]
+           "--accuracy-budget", str(a.accuracy_budget)]
+    if a.roles:
+        out += ["--roles", a.roles]
     if a.formats:
         out += ["--formats", a.formats]
     if a.eval_limit:
@@ -79,7 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = BenchConfig(threads=parse_threads(a.threads), runs=a.runs, seconds=a.seconds,
                       warmup_runs=a.warmup_runs, warmup_seconds=a.warmup_seconds,
                       formats=tuple(parse_formats(a.formats)) if a.formats else None,
-                      roles=tuple(r.strip() for r in a.roles.split(",") if r.strip()),
+                      roles=(tuple(r.strip() for r in a.roles.split(",") if r.strip())
+                             if a.roles else None),
                       accuracy_budget=a.accuracy_budget / 100.0,
                       providers=tuple(a.providers) if a.providers else None,
                       eval_limit=a.eval_limit)

@@ -30,7 +30,8 @@ def summarize_rows(result: dict) -> dict:
             d["speedup"] = {t: _p50(base, t) / _p50(r, t) for t in threads}
         derived[r["name"]] = d
     budget = result["config"]["accuracy_budget"]
-    students = [r for r in rows if r["role"] == "student"]
+    # any distilled student (float, pruned, QAT) may win; the scratch baseline may not
+    students = [r for r in rows if r["role"].startswith("student") and r["role"] != "student_scratch"]
     ref = keras_acc.get("student", max((r["accuracy"] for r in students), default=0.0))
     ok = [r for r in students if r["accuracy"] >= ref - budget]
     best = min(ok, key=lambda r: (_p50(r, threads[0]), r["bytes"])) if ok else None
@@ -56,7 +57,7 @@ def engine(row: dict) -> str:
 
 def table(result: dict) -> str:
     s, threads = result["summary"], result["summary"]["threads"]
-    head = ["artifact", "size KB", "params", "MMACs", "top-1 %", "Δ vs Keras",
+    head = ["artifact", "size KB", "gzip KB", "params", "MMACs", "top-1 %", "Δ vs Keras",
             "agree student %", "agree teacher %"]
     for t in threads:
         head += [f"p50 ms ({t}t)", f"p90 ms ({t}t)", f"speed-up ({t}t)"]
@@ -66,7 +67,9 @@ def table(result: dict) -> str:
         d = s["per_artifact"][r["name"]]
         chg = d["accuracy_change"]
         cells = [r["name"] + (" **best**" if r["name"] == s["best_student"] else ""),
-                 f"{r['bytes'] / 1024:.1f}", f"{r['params']:,}", f"{r['macs'] / 1e6:.1f}",
+                 f"{r['bytes'] / 1024:.1f}",
+                 _fmt(r["gzip_bytes"] / 1024 if r.get("gzip_bytes") else None, ".1f"),
+                 f"{r['params']:,}", f"{r['macs'] / 1e6:.1f}",
                  f"{100 * r['accuracy']:.2f}", _fmt(None if chg is None else 100 * chg, "+.2f"),
                  _fmt(100 * r["agreement_student"] if "agreement_student" in r else None, ".2f"),
                  _fmt(100 * r["agreement_teacher"] if "agreement_teacher" in r else None, ".2f")]

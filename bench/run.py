@@ -28,7 +28,7 @@ class BenchConfig:
     warmup_runs: int = 10
     warmup_seconds: float = 1.0
     formats: tuple[str, ...] | None = None
-    roles: tuple[str, ...] = ("teacher", "student", "student_scratch")
+    roles: tuple[str, ...] | None = None  # None: every role in the manifest
     accuracy_budget: float = 0.01  # best artifact: within 1 point of the float student
     providers: tuple[str, ...] | None = None
     timeout_s: float = 1800.0
@@ -45,7 +45,7 @@ class BenchConfig:
 
 
 def select(manifest: dict, cfg: BenchConfig) -> list[dict]:
-    arts = [a for a in manifest["artifacts"] if a["role"] in cfg.roles
+    arts = [a for a in manifest["artifacts"] if (cfg.roles is None or a["role"] in cfg.roles)
             and (cfg.formats is None or a["format"] in cfg.formats)]
     if not arts:
         raise EdgekdError(f"no artifact in the manifest matches formats={cfg.formats}, "
@@ -113,7 +113,8 @@ def measure_all(folder: Path, manifest: dict, arts: list[dict], cfg: BenchConfig
         preds = np.asarray(raw["predictions"])
         rows.append({"name": art["name"], "role": art["role"], "format": art["format"],
                      "runtime": art["runtime"], "precision": art["precision"],
-                     "path": art["path"], "bytes": art["bytes"], "params": art["params"],
+                     "path": art["path"], "bytes": art["bytes"],
+                     "gzip_bytes": art.get("gzip_bytes"), "params": art["params"],
                      "macs": art["macs"], "options": art.get("options", {}),
                      **_accuracy(preds, refs), **raw})
     return rows

@@ -34,6 +34,12 @@ def parser() -> OneLineParser:
     p.add_argument("--seed", type=int)
     p.add_argument("--no-scratch", dest="scratch", action="store_const", const=False,
                    help="skip the from-scratch baseline student")
+    p.add_argument("--qat", dest="qat_epochs", action="store_const", const=2,
+                   help="also distill a quantization-aware student (2 epochs after the float one)")
+    p.add_argument("--qat-epochs", type=int, help="quantization-aware epochs (implies --qat)")
+    p.add_argument("--qat-learning-rate", type=float, help="default: learning rate / 10")
+    p.add_argument("--prune-sparsity", type=float,
+                   help="also distill a student pruned to this sparsity, e.g. 0.5")
     p.add_argument("--quiet", action="store_true", help="no per-batch progress bars")
     return p
 

@@ -30,6 +30,9 @@ class DistillConfig:
     image_size: int | None = None  # resize square; None: the data's own size
     calib_size: int = 500
     seed: int = 42
+    qat_epochs: int = 0  # > 0: quantization-aware distillation after the float one
+    qat_learning_rate: float | None = None  # default: learning_rate / 10
+    prune_sparsity: float | None = None  # e.g. 0.5: also distill a pruned student
 
     def __post_init__(self) -> None:
         if not self.temperature > 0:
@@ -51,6 +54,10 @@ class DistillConfig:
             raise EdgekdError(f"val split must be in (0, 1), got {self.val_split}")
         if self.calib_size < 1:
             raise EdgekdError(f"calib size must be >= 1, got {self.calib_size}")
+        if self.qat_epochs < 0:
+            raise EdgekdError(f"QAT epochs must be >= 0, got {self.qat_epochs}")
+        if self.prune_sparsity is not None and not 0.0 < self.prune_sparsity < 1.0:
+            raise EdgekdError(f"prune sparsity must be in (0, 1), got {self.prune_sparsity}")
         if self.image_size is not None and self.image_size < 8:
             raise EdgekdError(f"image size must be >= 8, got {self.image_size}")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from distill import models
+from distill import models, optimize
 from distill.config import DistillConfig
 from distill.data import DataSet, load_dataset
 from distill.loss import DistillationLoss
@@ -74,37 +74,70 @@ def _student_init(cfg, ds) -> keras.Model:
     return models.build(cfg.student_arch, pre.input_shape, n)
 
 
-def _students(cfg, ds, teacher, train_ds, work: Path, verbose: int):
-    """Distilled student and (optionally) the same student, same init, from scratch."""
+def _trainer(cfg, ds, model, teacher, lr: float):
+    """A Distiller for `model` (teacher given) or a plain classifier (teacher None)."""
+    if teacher is None:
+        return compile_classifier(model, lr)
+    trainer = Distiller(model, teacher, DistillationLoss(cfg.alpha, cfg.temperature))
+    trainer.compile(optimizer=keras.optimizers.Adam(lr))
+    trainer(np.zeros((1, *ds.preprocessing.input_shape), np.float32))  # build: resume needs it
+    return trainer
+
+
+def _phase(role: str, cfg, ds, work: Path, verbose: int, make, teacher, epochs: int, lr: float,
+           train_ds, callbacks=(), finish=lambda m: m):
+    """Train `make()` as `role` unless a finished model is saved; returns (model, log)."""
+    saved = work / optimize.model_file(role)
+    if saved.is_file():
+        log = json.loads((work / "_checkpoints" / f"{role}_epochs.json").read_text())
+        return optimize.load(saved, role), log
+    keras.utils.set_random_seed(cfg.seed + 2)
+    model = make()
+    log = run_phase(role, _trainer(cfg, ds, model, teacher, lr), train_ds, epochs, work, verbose,
+                    list(callbacks))
+    model = finish(model)
+    optimize.save(model, saved)
+    return model, log
+
+
+def _students(cfg, ds, teacher, train_ds, work: Path, verbose: int, n_train: int):
+    """Distilled student, and optionally: the same student (same init) from scratch,
+    a pruned distilled student, and quantization-aware versions of both."""
     init = _student_init(cfg, ds)
-    init_weights = init.get_weights()
-    results = {}
-    for role in ("student", "student_scratch") if cfg.scratch else ("student",):
-        saved = work / f"{role}.keras"
-        if saved.is_file():
-            log = json.loads((work / "_checkpoints" / f"{role}_epochs.json").read_text())
-            results[role] = (models.load_model(saved, role), log)
-            continue
+    def fresh():
         model = keras.models.clone_model(init)
-        model.set_weights(init_weights)
-        keras.utils.set_random_seed(cfg.seed + 2)
-        if role == "student":
-            trainer = Distiller(model, teacher, DistillationLoss(cfg.alpha, cfg.temperature))
-            trainer.compile(optimizer=keras.optimizers.Adam(cfg.learning_rate))
-            trainer(np.zeros((1, *ds.preprocessing.input_shape), np.float32))  # build: resume needs it
-        else:
-            trainer = compile_classifier(model, cfg.learning_rate)
-        log = run_phase(role, trainer, train_ds, cfg.epochs, work, verbose)
-        model.save(saved)
-        results[role] = (model, log)
-    return results
+        model.set_weights(init.get_weights())
+        return model
+    lr, qat_lr = cfg.learning_rate, cfg.qat_learning_rate or cfg.learning_rate / 10
+    common = dict(cfg=cfg, ds=ds, work=work, verbose=verbose, train_ds=train_ds)
+    out = {"student": _phase("student", make=fresh, teacher=teacher, epochs=cfg.epochs, lr=lr,
+                             **common)}
+    if cfg.scratch:
+        out["student_scratch"] = _phase("student_scratch", make=fresh, teacher=None,
+                                        epochs=cfg.epochs, lr=lr, **common)
+    if cfg.prune_sparsity:
+        steps = cfg.epochs * -(-n_train // cfg.batch_size)
+        out["student_pruned"] = _phase(
+            "student_pruned", make=lambda: optimize.prunable(fresh(), cfg.prune_sparsity, steps),
+            teacher=teacher, epochs=cfg.epochs, lr=lr, callbacks=optimize.pruning_callbacks(),
+            finish=optimize.strip, **common)
+    if cfg.qat_epochs:
+        float_student = out["student"][0]
+        out["student_qat"] = _phase("student_qat", make=lambda: optimize.qat_model(float_student),
+                                    teacher=teacher, epochs=cfg.qat_epochs, lr=qat_lr, **common)
+        if cfg.prune_sparsity:
+            pruned = out["student_pruned"][0]
+            out["student_pruned_qat"] = _phase(
+                "student_pruned_qat", make=lambda: optimize.qat_model(pruned, True),
+                teacher=teacher, epochs=cfg.qat_epochs, lr=qat_lr, **common)
+    return out
 
 
 def _model_record(model, ds, info: dict) -> dict:
     pre = ds.preprocessing
     epochs = info.get("epochs", [])
     secs = [e["seconds"] for e in epochs]
-    return {**models.summary(model), **info,
+    return {**models.summary(model), **info, "sparsity": optimize.sparsity(model),
             "accuracy": accuracy(model, ds.x_test, ds.y_test, pre),
             "seconds_per_epoch": round(float(np.mean(secs)), 2) if secs else None}
 
@@ -120,7 +153,7 @@ def run(cfg: DistillConfig, out: str | Path, verbose: int | None = None) -> dict
     (x_tr, y_tr), x_calib = _split(ds, cfg)
     train_ds = make_dataset(x_tr, y_tr, pre, cfg.batch_size, True, cfg.seed)
     teacher, t_info = _teacher(cfg, ds, train_ds, work, verbose)
-    students = _students(cfg, ds, teacher, train_ds, work, verbose)
+    students = _students(cfg, ds, teacher, train_ds, work, verbose, len(x_tr))
 
     report = {"dataset": {"name": ds.name, "source": cfg.data, "labels": ds.labels,
                           "n_train": int(len(x_tr)), "n_test": int(len(ds.x_test))},

@@ -96,7 +96,7 @@ class EpochLog(keras.callbacks.Callback):
 
 
 def run_phase(name: str, model: keras.Model, train_ds, epochs: int, work: Path,
-              verbose: int = 1) -> list[dict]:
+              verbose: int = 1, callbacks: list | None = None) -> list[dict]:
     """fit() with checkpoint-per-epoch resume; returns the epoch log."""
     ckpt = work / "_checkpoints"
     ckpt.mkdir(parents=True, exist_ok=True)
@@ -104,7 +104,8 @@ def run_phase(name: str, model: keras.Model, train_ds, epochs: int, work: Path,
     if epochs > 0:
         print(f"[distill] {name}: {epochs} epoch(s)", flush=True)
         model.fit(train_ds, epochs=epochs, verbose=verbose, callbacks=[
-            keras.callbacks.BackupAndRestore(str(ckpt / f"{name}_backup")), log])
+            keras.callbacks.BackupAndRestore(str(ckpt / f"{name}_backup")), log,
+            *(callbacks or [])])
     return log.epochs
 
 

@@ -31,6 +31,7 @@ class Format:
     suffix: str
     gate: ParityGate
     description: str
+    qat: bool = False  # for quantization-aware (QAT) Keras models only
 
     @property
     def quantized(self) -> bool:
@@ -50,7 +51,17 @@ FORMATS: dict[str, Format] = {f.name: f for f in (
            "ONNX float32 (tf2onnx, dynamic batch)"),
     Format("onnx_int8", "onnx", "int8", "_int8.onnx", INT8_GATE,
            "ONNX int8 QDQ (onnxruntime static quantization on calib.npz)"),
+    # Quantization-aware students carry their own quantization ranges:
+    Format("tflite_qat", "tflite", "int8", "_int8.tflite", INT8_GATE,
+           "TFLite int8 from a QAT model (fake-quant ranges)", qat=True),
+    Format("onnx_qat", "onnx", "int8", "_int8.onnx", INT8_GATE,
+           "ONNX QDQ from a QAT model (tf2onnx)", qat=True),
 )}
+
+
+def formats_for(names: list[str], qat_model: bool) -> list[str]:
+    """The selected formats that apply to a (QAT or float) Keras model."""
+    return [n for n in names if FORMATS[n].qat == qat_model]
 
 RUNTIMES = ("tflite", "onnx")
 

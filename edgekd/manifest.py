@@ -36,7 +36,9 @@ _ARTIFACT = {
                  "sha256", "inputs", "outputs", "params", "macs", "parity", "source"],
     "properties": {
         "name": {"type": "string"},
-        "role": {"enum": ["teacher", "student", "student_scratch"]},
+        "role": {"enum": ["teacher", "student", "student_scratch", "student_pruned",
+                          "student_qat", "student_pruned_qat"]},
+        "gzip_bytes": {"type": "integer", "minimum": 1},
         "format": {"enum": sorted(FORMATS)},
         "runtime": {"enum": ["tflite", "onnx"]},
         "precision": {"type": "string"},

@@ -15,8 +15,8 @@ def parser() -> OneLineParser:
     p.add_argument("folder", help="artifacts folder written by `python -m distill`")
     p.add_argument("--formats", help=f"comma-separated subset of: {', '.join(FORMATS)} "
                    "(default: all)")
-    p.add_argument("--roles", default="teacher,student",
-                   help="models to export: teacher,student[,student_scratch]")
+    p.add_argument("--roles", help="models to export (default: teacher, student and the "
+                   "pruned/QAT students distill made; student_scratch on request)")
     p.add_argument("--int8-io", action="store_true",
                    help="full-int8 TFLite with int8 input/output (MCUs, NPUs)")
     p.add_argument("--parity-n", type=int, default=256,
@@ -29,13 +29,14 @@ def parser() -> OneLineParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     formats = parse_formats(args.formats)
-    roles = [r.strip() for r in args.roles.split(",") if r.strip()]
-    bad = [r for r in roles if r not in ("teacher", "student", "student_scratch")]
+    from export.run import DEFAULT_ROLES, ROLES, run  # imports TensorFlow
+    roles = ([r.strip() for r in args.roles.split(",") if r.strip()] if args.roles
+             else list(DEFAULT_ROLES))
+    bad = [r for r in roles if r not in ROLES]
     if bad or not roles:
-        raise EdgekdError(f"unknown role(s) {bad}: use teacher, student, student_scratch")
+        raise EdgekdError(f"unknown role(s) {bad}: use {', '.join(ROLES)}")
     if args.parity_n < 1:
         raise EdgekdError(f"--parity-n must be >= 1, got {args.parity_n}")
-    from export.run import run  # imports TensorFlow
     manifest = run(args.folder, formats, roles, args.int8_io, args.parity_n,
                    args.allow_parity_failures)
     n_fail = sum(not a["parity"]["passed"] for a in manifest["artifacts"])

@@ -100,6 +100,18 @@ def onnx_int8(model, path: Path, inp: Inputs) -> dict:
             "calibration_images": int(len(inp.calib))}
 
 
+def tflite_qat(model, path: Path, inp: Inputs) -> dict:
+    def cfg(c):
+        c.optimizations = [tf.lite.Optimize.DEFAULT]
+        c.representative_dataset = inp.representative  # for any op QAT left unannotated
+    path.write_bytes(_tflite(model, cfg))
+    return {"qat": True}
+
+
+def onnx_qat(model, path: Path, inp: Inputs) -> dict:
+    return {**onnx_fp32(model, path, inp), "qat": True}  # fake-quant nodes become QDQ
+
+
 CONVERTERS: dict[str, Callable] = {
     "tflite_fp32": tflite_fp32,
     "tflite_fp16": tflite_fp16,
@@ -107,4 +119,6 @@ CONVERTERS: dict[str, Callable] = {
     "tflite_int8": tflite_int8,
     "onnx_fp32": onnx_fp32,
     "onnx_int8": onnx_int8,
+    "tflite_qat": tflite_qat,
+    "onnx_qat": onnx_qat,
 }

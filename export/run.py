@@ -3,6 +3,7 @@ checked, manifest.json written; all in a temporary copy swapped into place."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 import time
@@ -11,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from distill import models
+from distill import models, optimize
 from edgekd import __version__, environment
 from edgekd.atomic import link_or_copy, swap_into_place, write_json
 from edgekd.errors import EdgekdError
-from edgekd.formats import FORMATS
+from edgekd.formats import FORMATS, formats_for
 from edgekd.manifest import MANIFEST_NAME, SCHEMA_VERSION, sha256_file, validate
 from edgekd.preprocess import Preprocessing
 from edgekd.runtime import open_runner
@@ -24,7 +25,10 @@ from export.parity import compare
 
 # Outputs of export and bench: not carried over from a previous export.
 _DERIVED = {MANIFEST_NAME, "reference.npz", "bench.json", "report.md", "report.png"}
-ROLES = ("teacher", "student", "student_scratch")
+ROLES = ("teacher", "student", "student_scratch", "student_pruned", "student_qat",
+         "student_pruned_qat")
+DEFAULT_ROLES = ("teacher", "student", "student_pruned", "student_qat", "student_pruned_qat")
+OPTIONAL = {"student_scratch", "student_pruned", "student_qat", "student_pruned_qat"}
 
 
 def _npz(path: Path, keys: tuple[str, ...], hint: str) -> dict:
@@ -60,12 +64,12 @@ def read_inputs(folder: Path) -> tuple[Preprocessing, dict, np.ndarray]:
 def _load_roles(folder: Path, roles, pre: Preprocessing, n_classes: int) -> dict:
     out = {}
     for role in roles:
-        path = folder / f"{role}.keras"
+        path = folder / optimize.model_file(role)
         if not path.exists():
-            if role == "student_scratch":
-                continue  # optional: distill --no-scratch
+            if role in OPTIONAL:
+                continue  # distill made it only when asked (--qat, --prune-sparsity, scratch)
             raise EdgekdError(f"{path} not found: re-run distill, or leave {role} out of --roles")
-        model = models.load_model(path, role)
+        model = optimize.load(path, role)
         models.check_io(model, pre.input_shape, n_classes, role)
         out[role] = model
     return out
@@ -87,7 +91,8 @@ def _export_one(model, role: str, fmt_name: str, tmp: Path, inp: Inputs, parity_
     return {"name": f"{role}_{fmt_name}", "role": role, "format": fmt_name,
             "runtime": fmt.runtime, "precision": fmt.precision, "path": path.name,
             "bytes": path.stat().st_size, "sha256": sha256_file(path),
-            "source": f"{role}.keras", "params": int(model.count_params()),
+            "source": optimize.model_file(role), "params": int(model.count_params()),
+            "gzip_bytes": len(gzip.compress(path.read_bytes(), 9)),
             "macs": models.count_macs(model), "inputs": runner.inputs,
             "outputs": runner.outputs, "options": options,
             "export_seconds": round(seconds, 2), "parity": parity}
@@ -109,7 +114,7 @@ def _file_record(path: Path) -> dict:
     return {"path": path.name, "sha256": sha256_file(path), "bytes": path.stat().st_size}
 
 
-def run(folder: str | Path, formats: list[str], roles=("teacher", "student"),
+def run(folder: str | Path, formats: list[str], roles=DEFAULT_ROLES,
         int8_io: bool = False, parity_n: int = 256, allow_failures: bool = False,
         threads: int | None = None, log=print) -> dict:
     """Export, verify and describe; returns the manifest."""
@@ -126,7 +131,7 @@ def run(folder: str | Path, formats: list[str], roles=("teacher", "student"),
         for role, model in keras_models.items():
             refs[role] = model.predict(x_eval, batch_size=256, verbose=0).astype(np.float32)
             px, pr, py = x_eval[:parity_n], refs[role][:parity_n], ev["y"][:parity_n]
-            for name in formats:
+            for name in formats_for(formats, role in optimize.QAT_ROLES):
                 rec = _export_one(model, role, name, tmp, inp, px, pr, py, threads or 1)
                 p = rec["parity"]
                 log(f"[export] {rec['name']:<28} {rec['bytes']:>10,} B  top-1 agree "
@@ -154,7 +159,7 @@ def _manifest(tmp: Path, ev: dict, labels, pre, keras_models, artifacts, refs, t
     y = ev["y"]
     model_info = {}
     for role, model in keras_models.items():
-        model_info[role] = {**_file_record(tmp / f"{role}.keras"),
+        model_info[role] = {**_file_record(tmp / optimize.model_file(role)),
                             "params": int(model.count_params()),
                             "macs": models.count_macs(model),
                             "accuracy": float(np.mean(np.argmax(refs[role], -1) == y))}

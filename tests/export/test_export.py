@@ -11,7 +11,9 @@ import pytest
 
 from edgekd import manifest as mf
 from edgekd.errors import EdgekdError
-from edgekd.formats import FORMATS
+from edgekd.formats import FORMATS, formats_for
+
+FLOAT_MODEL_FORMATS = formats_for(list(FORMATS), qat_model=False)
 from edgekd.preprocess import Preprocessing
 from edgekd.runtime import open_runner
 from tests.conftest import error_lines, run_cli
@@ -34,7 +36,7 @@ def keras_logits(exported):
     return x, y, out
 
 
-@pytest.mark.parametrize("fmt", list(FORMATS))
+@pytest.mark.parametrize("fmt", FLOAT_MODEL_FORMATS)
 @pytest.mark.parametrize("role", ["teacher", "student"])
 def test_artifact_runs_and_matches_keras(exported, keras_logits, role, fmt):
     manifest = mf.load(exported)
@@ -57,7 +59,7 @@ def test_artifact_runs_and_matches_keras(exported, keras_logits, role, fmt):
 def test_manifest_schema_and_hashes(exported):
     manifest = mf.load(exported)  # validates against the schema
     assert {a["name"] for a in manifest["artifacts"]} == {
-        f"{r}_{f}" for r in ("teacher", "student") for f in FORMATS}
+        f"{r}_{f}" for r in ("teacher", "student") for f in FLOAT_MODEL_FORMATS}
     for rec in [*manifest["artifacts"], manifest["eval"], manifest["references"]]:
         path = exported / rec["path"]
         assert mf.sha256_file(path) == rec["sha256"] and path.stat().st_size == rec["bytes"]

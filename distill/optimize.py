@@ -1,0 +1,93 @@
+"""Quantization-aware training and magnitude pruning (tensorflow-model-
+optimization, on tf_keras), as phases of distillation.
+
+QAT Keras models do not round-trip through `.keras` in tf_keras 2.21 (the
+quantize layer's variables do not match on load); `.h5` with quantize_scope
+does, so QAT students are saved as .h5 (see `save` / `load`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from distill.tfenv import keras
+from edgekd.errors import EdgekdError
+
+import tensorflow_model_optimization as tfmot  # noqa: E402  (after tfenv: Keras 2)
+
+QAT_ROLES = ("student_qat", "student_pruned_qat")
+
+
+def model_file(role: str) -> str:
+    return f"{role}.h5" if role in QAT_ROLES else f"{role}.keras"
+
+
+def _unsupported(exc: Exception, model: keras.Model) -> EdgekdError:
+    text = str(exc)
+    layer = next((l for l in model.layers if l.name in text or type(l).__name__ in text), None)
+    where = f"layer {layer.name!r} ({type(layer).__name__})" if layer else "a layer"
+    return EdgekdError(f"quantization-aware training cannot quantize {where}: "
+                       f"{text.splitlines()[0][:200]}; use a student built from Conv2D/"
+                       "DepthwiseConv2D/Dense/BatchNormalization/ReLU layers, or drop --qat")
+
+
+def qat_model(student: keras.Model, prune_preserving: bool = False) -> keras.Model:
+    """The student wrapped for QAT, starting from its current weights."""
+    base = keras.models.clone_model(student)
+    base.set_weights(student.get_weights())
+    q = tfmot.quantization.keras
+    try:
+        if prune_preserving:  # collaborative optimization: QAT that keeps the zeros
+            scheme = tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme()
+            return q.quantize_apply(q.quantize_annotate_model(base), scheme)
+        return q.quantize_model(base)
+    except (ValueError, RuntimeError, TypeError) as exc:
+        raise _unsupported(exc, base) from None
+
+
+def prunable(student: keras.Model, sparsity: float, total_steps: int) -> keras.Model:
+    """prune_low_magnitude with a polynomial decay from 0 to `sparsity` over
+    the first 80 % of the steps, updated ~50 times (a schedule whose steps
+    never come leaves the model dense)."""
+    end = max(1, int(0.8 * total_steps))
+    schedule = tfmot.sparsity.keras.PolynomialDecay(
+        initial_sparsity=0.0, final_sparsity=sparsity, begin_step=0, end_step=end,
+        frequency=max(1, end // 50))
+    base = keras.models.clone_model(student)
+    base.set_weights(student.get_weights())
+    return tfmot.sparsity.keras.prune_low_magnitude(base, pruning_schedule=schedule)
+
+
+def pruning_callbacks() -> list:
+    return [tfmot.sparsity.keras.UpdatePruningStep()]
+
+
+def strip(model: keras.Model) -> keras.Model:
+    return tfmot.sparsity.keras.strip_pruning(model)
+
+
+def sparsity(model: keras.Model) -> dict[str, float]:
+    """Fraction of exactly-zero weights in each conv/dense kernel (read from the
+    variables: inside QAT wrappers `layer.kernel` is a symbolic tensor)."""
+    out = {}
+    for layer in model.layers:
+        for var in layer.weights:
+            leaf = var.name.split("/")[-1].split(":")[0]
+            if leaf in ("kernel", "depthwise_kernel"):
+                name = getattr(getattr(layer, "layer", layer), "name", layer.name)
+                out[name] = float(np.mean(var.numpy() == 0))
+    return out
+
+
+def save(model: keras.Model, path: Path) -> None:
+    model.save(path)
+
+
+def load(path: Path, what: str) -> keras.Model:
+    from distill.models import load_model
+    if path.suffix == ".h5":
+        with tfmot.quantization.keras.quantize_scope():
+            return load_model(path, what)
+    return load_model(path, what)
