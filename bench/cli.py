@@ -41,6 +41,8 @@ def parser() -> OneLineParser:
                    help="points of accuracy the best student may lose (default 1.0)")
     p.add_argument("--ort-provider", action="append", dest="providers",
                    help="onnxruntime execution provider (repeatable; default CPU)")
+    p.add_argument("--keras", action="store_true",
+                   help="also measure the Keras models (needs TensorFlow), as labelled extra rows")
     p.add_argument("--eval-limit", type=int,
                    help="accuracy on the first N eval images only (slow boards, emulators)")
     p.add_argument("--no-progress", action="store_true")
@@ -85,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                              if a.roles else None),
                       accuracy_budget=a.accuracy_budget / 100.0,
                       providers=tuple(a.providers) if a.providers else None,
-                      eval_limit=a.eval_limit)
+                      eval_limit=a.eval_limit, keras=a.keras)
     from bench.report import table, targets_table
     opts = RemoteOptions(a.remote_dir, a.remote_python, a.ssh_timeout, a.ssh_config,
                          extra_args=remote_args(a))

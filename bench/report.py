@@ -49,6 +49,8 @@ def _fmt(v, spec: str, dash: str = "-") -> str:
 def engine(row: dict) -> str:
     """What actually ran the model: LiteRT, or the ORT providers the session used."""
     run = row.get("runner", {})
+    if run.get("runtime") == "keras":
+        return "Keras/TensorFlow (extra row)"
     if run.get("runtime") == "onnx":
         return "onnxruntime " + "+".join(p.replace("ExecutionProvider", "")
                                          for p in run.get("providers", []))

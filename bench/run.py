@@ -33,6 +33,7 @@ class BenchConfig:
     providers: tuple[str, ...] | None = None
     timeout_s: float = 1800.0
     eval_limit: int | None = None  # accuracy on the first N eval images only (emulators)
+    keras: bool = False  # also measure the Keras models (needs TensorFlow; a labelled extra row)
     notes: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -51,6 +52,20 @@ def select(manifest: dict, cfg: BenchConfig) -> list[dict]:
         raise EdgekdError(f"no artifact in the manifest matches formats={cfg.formats}, "
                           f"roles={cfg.roles}")
     return arts
+
+
+def keras_rows(manifest: dict, cfg: BenchConfig) -> list[dict]:
+    """Pseudo-artifacts for the Keras source models (bench --keras)."""
+    import importlib.util
+    if not cfg.keras:
+        return []
+    if importlib.util.find_spec("tensorflow") is None:
+        raise EdgekdError("--keras needs TensorFlow (pip install .[train]); the runtime-only "
+                          "install measures the exported files")
+    return [{**rec, "name": f"{role}_keras", "role": role, "format": "keras",
+             "runtime": "keras", "precision": "fp32 (Keras, TensorFlow)", "options": {}}
+            for role, rec in manifest.get("models", {}).items()
+            if cfg.roles is None or role in cfg.roles]
 
 
 def verify(folder: Path, manifest: dict, arts: list[dict]) -> None:
@@ -149,9 +164,10 @@ def run(folder: str | Path, cfg: BenchConfig, progress: bool = True, targets=(),
     folder = Path(folder).resolve()
     manifest = mf.load(folder)
     arts = select(manifest, cfg)
-    verify(folder, manifest, arts)
+    extra = keras_rows(manifest, cfg)
+    verify(folder, manifest, arts + extra)
     t0 = time.perf_counter()
-    rows = measure_all(folder, manifest, arts, cfg, progress)
+    rows = measure_all(folder, manifest, arts + extra, cfg, progress)
     remote_results = run_targets(folder, manifest, arts, targets, remote, parallel)
     from bench import report
     result = {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

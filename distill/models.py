@@ -9,30 +9,28 @@ from distill.tfenv import keras, tf
 from edgekd.errors import EdgekdError
 
 
-def seed_teacher(input_shape, num_classes: int) -> keras.Model:
-    """The tutorial's teacher: 1,515,018 parameters on 32x32x3, 10 classes."""
+def _tutorial(name: str, widths: tuple[int, int], input_shape, num_classes: int) -> keras.Model:
+    """The Keras distillation tutorial's architecture: Conv(s2)-LeakyReLU(0.2)-
+    MaxPool(2, s1)-Conv(s2)-Flatten-Dense, with no activation after the 2nd conv."""
     return keras.Sequential([
         keras.Input(shape=input_shape),
-        keras.layers.Conv2D(256, (3, 3), strides=(2, 2), padding="same"),
+        keras.layers.Conv2D(widths[0], (3, 3), strides=(2, 2), padding="same"),
         keras.layers.LeakyReLU(alpha=0.2),
         keras.layers.MaxPooling2D(pool_size=(2, 2), strides=(1, 1), padding="same"),
-        keras.layers.Conv2D(512, (3, 3), strides=(2, 2), padding="same"),
+        keras.layers.Conv2D(widths[1], (3, 3), strides=(2, 2), padding="same"),
         keras.layers.Flatten(),
         keras.layers.Dense(num_classes),
-    ], name="seed_teacher")
+    ], name=name)
+
+
+def seed_teacher(input_shape, num_classes: int) -> keras.Model:
+    """The tutorial's teacher: 1,515,018 parameters on 32x32x3, 10 classes."""
+    return _tutorial("seed_teacher", (256, 512), input_shape, num_classes)
 
 
 def seed_student(input_shape, num_classes: int) -> keras.Model:
     """The tutorial's student: 313,354 parameters on 32x32x3, 10 classes."""
-    return keras.Sequential([
-        keras.Input(shape=input_shape),
-        keras.layers.Conv2D(64, (3, 3), strides=(2, 2), padding="same"),
-        keras.layers.LeakyReLU(alpha=0.2),
-        keras.layers.MaxPooling2D(pool_size=(2, 2), strides=(1, 1), padding="same"),
-        keras.layers.Conv2D(256, (3, 3), strides=(2, 2), padding="same"),
-        keras.layers.Flatten(),
-        keras.layers.Dense(num_classes),
-    ], name="seed_student")
+    return _tutorial("seed_student", (64, 256), input_shape, num_classes)
 
 
 def _small(name: str, widths: tuple[int, int], input_shape, num_classes: int) -> keras.Model:

@@ -137,3 +137,20 @@ def test_bad_paths_and_filters(tmp_path, exported):
     assert proc.returncode == 2 and "does not exist" in error_lines(proc)[0]
     with pytest.raises(EdgekdError, match="no artifact in the manifest matches"):
         run(exported, BenchConfig(roles=("student_scratch",)), progress=False)
+
+
+def test_keras_extra_row(exported):
+    """With TensorFlow installed, --keras adds the Keras models as labelled rows."""
+    import shutil
+    cfg = BenchConfig(threads=(1,), runs=5, seconds=0.0, warmup_runs=1, warmup_seconds=0.0,
+                      formats=("tflite_fp32",), roles=("student",), keras=True, eval_limit=2000)
+    folder = exported.parent / "keras-row"
+    shutil.copytree(exported, folder, dirs_exist_ok=True)
+    result = run(folder, cfg, progress=False)
+    rows = {r["name"]: r for r in result["artifacts"]}
+    assert set(rows) == {"student_tflite_fp32", "student_keras"}
+    assert rows["student_keras"]["runner"]["runtime"] == "keras"
+    assert rows["student_keras"]["predictions"] == rows["student_tflite_fp32"]["predictions"]
+    assert rows["student_keras"]["accuracy"] == pytest.approx(result["keras_accuracy"]["student"])
+    assert "student_keras" in (folder / "report.md").read_text()
+    assert "Keras/TensorFlow (extra row)" in (folder / "report.md").read_text()
