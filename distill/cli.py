@@ -49,6 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     out, preset, quiet = args.pop("out"), args.pop("preset"), args.pop("quiet")
     from distill.config import resolve  # cheap; fails on bad values before TF loads
     cfg = resolve(preset, **args)
+    from distill.data import preflight
+    preflight(cfg.data)  # an unusable source fails here, before TensorFlow's start-up
     from distill.run import run  # imports TensorFlow
     report = run(cfg, out, verbose=2 if quiet else None)
     print(format_table(report))

@@ -43,6 +43,17 @@ class DataSet:
         return Preprocessing(height=h, width=w, channels=c)
 
 
+def preflight(source: str) -> None:
+    """Cheap checks before TensorFlow is imported, so that a bad or unreachable
+    source fails in a second or two, not after TF's start-up."""
+    if source == "cifar10":
+        _cifar10_available()
+    elif source not in ("fashion_mnist",) and not Path(source).exists():
+        raise EdgekdError(
+            f"unknown data source {source!r}: use cifar10, fashion_mnist, an image folder "
+            "(DIR/train/<class>/*.jpg) or an .npz with x_train, y_train, x_test, y_test")
+
+
 def load_dataset(source: str, image_size: int | None = None, val_split: float = 0.1,
                  seed: int = 42) -> DataSet:
     if source == "cifar10":
@@ -112,12 +123,16 @@ def _online(url: str, timeout: float = 4.0) -> bool:
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 
 
-def _cifar10() -> DataSet:
+def _cifar10_available() -> None:
     if not (_keras_home() / "cifar-10-batches-py").is_dir() and not _online(CIFAR10_URL):
         raise EdgekdError(
             f"CIFAR-10 is not cached under {_keras_home()} and cannot be downloaded (offline?): "
             "unpack an image-folder copy and pass it instead, e.g. "
             "`make edge-model DATA=/path/to/cifar10-jpeg` or `--data /path/to/cifar10-jpeg`")
+
+
+def _cifar10() -> DataSet:
+    _cifar10_available()
     from distill.tfenv import keras
     (xtr, ytr), (xte, yte) = keras.datasets.cifar10.load_data()
     return DataSet("cifar10", xtr, _labels(ytr), xte, _labels(yte), list(CIFAR10_LABELS))

@@ -97,3 +97,19 @@ def test_cifar10_offline_without_cache_fails_fast(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "_online", lambda url, timeout=4.0: False)
     with pytest.raises(EdgekdError, match="CIFAR-10 is not cached .* DATA=/path/to/cifar10-jpeg"):
         data.load_dataset("cifar10")
+
+
+def test_offline_cli_fails_before_importing_tensorflow(tmp_path):
+    """`make edge-model` offline must fail in seconds: the check runs before TF loads."""
+    import subprocess
+    import sys
+    from tests.conftest import ROOT
+    code = ("import sys, distill.data as d; d._online = lambda url, timeout=4.0: False\n"
+            "from distill.cli import entry\n"
+            "rc = entry()\n"
+            "print('tf loaded' if 'tensorflow' in sys.modules else 'tf not loaded', rc)")
+    proc = subprocess.run([sys.executable, "-c", code, "--out", str(tmp_path / "a")],
+                          capture_output=True, text=True, cwd=ROOT,
+                          env={"KERAS_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}, timeout=120)
+    assert proc.stdout.strip() == "tf not loaded 2"
+    assert "CIFAR-10 is not cached" in proc.stderr and not (tmp_path / "a").exists()
