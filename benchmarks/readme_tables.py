@@ -3,7 +3,8 @@
     python benchmarks/readme_tables.py --seed artifacts-seed [--default artifacts-default]
 
 Each named artifacts folder's train_report.json and bench.json are summarized
-into benchmarks/results/<preset>/ (committed: raw latency samples dropped) and
+into benchmarks/results/<preset>/ (committed: raw latency samples and per-image
+outputs dropped) and
 rendered into README.md between `<!-- edgekd:<preset>:start -->` and
 `<!-- edgekd:<preset>:end -->`. Without arguments it re-renders from
 benchmarks/results/.
@@ -29,7 +30,9 @@ def save(preset: str, folder: Path) -> None:
     train = json.loads((folder / "train_report.json").read_text())
     (dest / "train_report.json").write_text(json.dumps(train, indent=1) + "\n")
     bench = json.loads((folder / "bench.json").read_text())
-    for r in bench["artifacts"]:
+    for r in [*bench["artifacts"], *(a for t in bench.get("targets", []) for a in t["artifacts"])]:
+        r.pop("predictions", None)  # per-image outputs: in the artifacts folder's bench.json
+        r.pop("logits_head", None)
         for lat in r["latency"].values():
             lat.pop("samples_ns", None)
     (dest / "bench.json").write_text(json.dumps(bench, indent=1) + "\n")

@@ -70,15 +70,8 @@ def document(train: dict, bench: dict | None, quick: bool) -> str:
         "Latency: batch 1, 1 thread, XNNPACK, p50.", ""])
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--data", required=True)
-    p.add_argument("--out", default="artifacts-seed")
-    p.add_argument("--quick", action="store_true", help="1 epoch on 2,000 images (CI)")
-    p.add_argument("--skip-distill", action="store_true")
-    p.add_argument("--table", default=str(ROOT / "benchmarks" / "seed_table.md"))
-    a = p.parse_args()
-    out = str(Path(a.out).resolve())
+def run_stages(a, out: str) -> None:
+    """distill (unless skipped) -> export -> bench into `out`."""
     if not a.skip_distill:
         extra = ["--epochs", "1", "--teacher-epochs", "1", "--train-subset", "2000"] if a.quick else []
         _stage("distill", "--data", a.data, "--preset", "seed", "--out", out, "--quiet", *extra)
@@ -88,6 +81,23 @@ def main() -> int:
     else:
         _stage("export", out)
         _stage("bench", out, "--no-progress")
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--data", help="the data source (not needed with --table-only)")
+    p.add_argument("--out", default="artifacts-seed")
+    p.add_argument("--quick", action="store_true", help="1 epoch on 2,000 images (CI)")
+    p.add_argument("--skip-distill", action="store_true")
+    p.add_argument("--table-only", action="store_true",
+                   help="only write the table from an already benched --out folder")
+    p.add_argument("--table", default=str(ROOT / "benchmarks" / "seed_table.md"))
+    a = p.parse_args()
+    out = str(Path(a.out).resolve())
+    if not a.table_only:
+        if not a.data:
+            p.error("--data is required (unless --table-only)")
+        run_stages(a, out)
     train = json.loads((Path(out) / "train_report.json").read_text())
     bench = json.loads((Path(out) / "bench.json").read_text())
     Path(a.table).write_text(document(train, bench, a.quick))
