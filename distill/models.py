@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from distill.tfenv import keras, tf
-from edgekd.errors import EdgekdError
+from distill.tfenv import keras
+from edgekd.errors import EdgekdError, first_line
 
 
 def _tutorial(name: str, widths: tuple[int, int], input_shape, num_classes: int) -> keras.Model:
@@ -75,9 +75,8 @@ def load_model(path: str | Path, what: str) -> keras.Model:
     try:
         model = keras.models.load_model(path, compile=False)
     except Exception as exc:  # Keras raises many types for a bad file
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise EdgekdError(f"cannot load {what} model {path}: not a valid .keras file or "
-                          f"SavedModel ({first[:200]})") from None
+                          f"SavedModel ({first_line(exc, 200)})") from None
     if not isinstance(model, keras.Model):
         raise EdgekdError(f"{what} model {path} is not a Keras model")
     return model
@@ -138,4 +137,4 @@ def summary(model: keras.Model) -> dict:
             "input_shape": list(model.input_shape[1:])}
 
 
-__all__ = ["build", "load_model", "check_io", "count_macs", "summary", "BUILDERS", "tf"]
+__all__ = ["build", "load_model", "check_io", "count_macs", "summary", "BUILDERS"]

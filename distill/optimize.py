@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from distill.tfenv import keras
-from edgekd.errors import EdgekdError
+from edgekd.errors import EdgekdError, first_line
 
 import tensorflow_model_optimization as tfmot  # noqa: E402  (after tfenv: Keras 2)
 
@@ -29,7 +29,7 @@ def _unsupported(exc: Exception, model: keras.Model) -> EdgekdError:
     layer = next((l for l in model.layers if l.name in text or type(l).__name__ in text), None)
     where = f"layer {layer.name!r} ({type(layer).__name__})" if layer else "a layer"
     return EdgekdError(f"quantization-aware training cannot quantize {where}: "
-                       f"{text.splitlines()[0][:200]}; use a student built from Conv2D/"
+                       f"{first_line(exc, 200)}; use a student built from Conv2D/"
                        "DepthwiseConv2D/Dense/BatchNormalization/ReLU layers, or drop --qat")
 
 

@@ -13,6 +13,12 @@ class EdgekdError(ValueError):
     say what is wrong and how to fix it."""
 
 
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message (library errors can be pages long)."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (plus exit code 2)."""
 

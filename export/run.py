@@ -15,7 +15,7 @@ import numpy as np
 from distill import models, optimize
 from edgekd import __version__, environment
 from edgekd.atomic import link_or_copy, swap_into_place, write_json
-from edgekd.errors import EdgekdError
+from edgekd.errors import EdgekdError, first_line
 from edgekd.formats import FORMATS, formats_for
 from edgekd.manifest import MANIFEST_NAME, SCHEMA_VERSION, sha256_file, validate
 from edgekd.preprocess import Preprocessing
@@ -83,8 +83,7 @@ def _export_one(model, role: str, fmt_name: str, tmp: Path, inp: Inputs, parity_
     try:
         options = CONVERTERS[fmt_name](model, path, inp)
     except Exception as exc:  # converter internals: report which artifact failed
-        raise EdgekdError(f"converting {role} to {fmt_name} failed: "
-                          f"{str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__}") from None
+        raise EdgekdError(f"converting {role} to {fmt_name} failed: {first_line(exc)}") from None
     seconds = time.perf_counter() - t0
     runner = open_runner(path, fmt.runtime, threads)
     parity = compare(ref_logits, runner.predict(parity_x), labels, fmt)
