@@ -18,6 +18,7 @@ import numpy as np
 from edgekd import environment, manifest as mf
 from edgekd.atomic import write_json
 from edgekd.errors import EdgekdError
+from edgekd.preprocess import spread_indices
 
 
 @dataclass(frozen=True)
@@ -103,9 +104,9 @@ def _worker(folder: Path, manifest: dict, art: dict, cfg: BenchConfig) -> dict:
     return out
 
 
-def _accuracy(preds: np.ndarray, refs: dict) -> dict:
-    n = len(preds)
-    refs = {k: v[:n] for k, v in refs.items()}
+def _accuracy(preds: np.ndarray, refs: dict, limit: int | None) -> dict:
+    idx = spread_indices(len(refs["y"]), limit)  # the images the worker measured
+    refs = {k: v[idx] for k, v in refs.items()}
     y = refs["y"]
     out = {"accuracy": float(np.mean(preds == y))}
     for role in ("student", "teacher"):
@@ -131,15 +132,16 @@ def measure_all(folder: Path, manifest: dict, arts: list[dict], cfg: BenchConfig
                      "path": art["path"], "bytes": art["bytes"],
                      "gzip_bytes": art.get("gzip_bytes"), "params": art["params"],
                      "macs": art["macs"], "options": art.get("options", {}),
-                     **_accuracy(preds, refs), **raw})
+                     **_accuracy(preds, refs, cfg.eval_limit), **raw})
     return rows
 
 
 def _keras_accuracy(folder: Path, manifest: dict, limit: int | None) -> dict:
     """Keras accuracy per role on the same eval images the artifacts saw."""
     with np.load(folder / manifest["references"]["path"], allow_pickle=False) as z:
-        y = z["y"][:limit]
-        return {k[:-len("_logits")]: float(np.mean(np.argmax(z[k][:limit], -1) == y))
+        idx = spread_indices(len(z["y"]), limit)
+        y = z["y"][idx]
+        return {k[:-len("_logits")]: float(np.mean(np.argmax(z[k][idx], -1) == y))
                 for k in z.files if k.endswith("_logits")}
 
 

@@ -26,12 +26,12 @@ def measure(path: str, runtime: str, eval_path: str, pre: dict, threads: list[in
             runs: int, seconds: float, warmup_runs: int, warmup_seconds: float,
             providers: list[str] | None = None, eval_limit: int | None = None) -> dict:
     from bench.stats import summarize, timed_loop
-    from edgekd.preprocess import Preprocessing
+    from edgekd.preprocess import Preprocessing, spread_indices
     from edgekd.runtime import open_runner
 
     pre_obj = Preprocessing.from_dict(pre)
     with np.load(eval_path, allow_pickle=False) as z:
-        x_all = z["x"][:eval_limit] if eval_limit else z["x"]
+        x_all = z["x"][spread_indices(len(z["x"]), eval_limit)]
     x1 = pre_obj.apply(x_all[:1])
     rss_base = _rss_mb()
     t0 = time.perf_counter()

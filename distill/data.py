@@ -230,6 +230,8 @@ def _folder(root: Path, image_size: int | None, val_split: float, seed: int) -> 
         if extra:
             raise EdgekdError(f"{root}/test has classes not in train: {sorted(extra)}")
         xte, yte = _read_split(test_files, labels, mode, size)
+        order = np.random.default_rng(seed).permutation(len(xte))  # not class by class
+        xte, yte = xte[order], yte[order]
     else:  # class folders only: hold out a stratification-free random split
         order = np.random.default_rng(seed).permutation(len(x))
         n_val = max(1, int(round(len(x) * val_split)))

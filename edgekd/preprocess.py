@@ -61,3 +61,11 @@ class Preprocessing:
             return cls(**d)
         except TypeError as exc:
             raise EdgekdError(f"invalid preprocessing record {d!r}: {exc}") from None
+
+
+def spread_indices(n: int, k: int | None) -> np.ndarray:
+    """k indices spread evenly over range(n) (all when k is None or >= n): a
+    subset that samples every part of a set, whatever order it is stored in."""
+    if k is None or k >= n:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, k).round().astype(np.int64))

@@ -18,7 +18,7 @@ from edgekd.atomic import link_or_copy, swap_into_place, write_json
 from edgekd.errors import EdgekdError, first_line
 from edgekd.formats import FORMATS, formats_for
 from edgekd.manifest import MANIFEST_NAME, SCHEMA_VERSION, sha256_file, validate
-from edgekd.preprocess import Preprocessing
+from edgekd.preprocess import Preprocessing, spread_indices
 from edgekd.runtime import open_runner
 from export.convert import CONVERTERS, Inputs
 from export.parity import compare
@@ -129,7 +129,8 @@ def run(folder: str | Path, formats: list[str], roles=DEFAULT_ROLES,
         refs, artifacts = {}, []
         for role, model in keras_models.items():
             refs[role] = model.predict(x_eval, batch_size=256, verbose=0).astype(np.float32)
-            px, pr, py = x_eval[:parity_n], refs[role][:parity_n], ev["y"][:parity_n]
+            idx = spread_indices(len(x_eval), parity_n)
+            px, pr, py = x_eval[idx], refs[role][idx], ev["y"][idx]
             for name in formats_for(formats, role in optimize.QAT_ROLES):
                 rec = _export_one(model, role, name, tmp, inp, px, pr, py, threads or 1)
                 p = rec["parity"]

@@ -27,6 +27,9 @@ def test_image_folder_with_train_and_test(tmp_path):
     assert ds.x_train.shape == (15, 20, 20, 3) and ds.x_test.shape == (6, 20, 20, 3)
     assert ds.x_train.dtype == np.uint8
     np.testing.assert_array_equal(ds.y_train, np.repeat([0, 1, 2], 5))
+    # the test split is shuffled (deterministically), so any slice of it mixes classes
+    assert sorted(ds.y_test.tolist()) == [0, 0, 1, 1, 2, 2] and ds.y_test.tolist() != sorted(ds.y_test)
+    np.testing.assert_array_equal(ds.y_test, data.load_dataset(str(tmp_path)).y_test)
     # PNG is lossless: pixels are exactly the files' pixels
     first = np.asarray(Image.open(tmp_path / "train" / "cat" / "000.png"))
     np.testing.assert_array_equal(ds.x_train[0], first)

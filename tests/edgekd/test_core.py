@@ -6,7 +6,7 @@ import pytest
 from edgekd import manifest as mf
 from edgekd.errors import EdgekdError
 from edgekd.formats import FORMATS, parse_formats
-from edgekd.preprocess import Preprocessing
+from edgekd.preprocess import Preprocessing, spread_indices
 from edgekd.runtime import _dequantize, _quantize, open_runner
 
 
@@ -67,3 +67,11 @@ def test_runner_errors(tmp_path):
         open_runner(bad, "onnx")
     with pytest.raises(EdgekdError, match="unknown runtime 'tvm'"):
         open_runner(bad, "tvm")
+
+
+def test_spread_indices_cover_the_whole_set():
+    np.testing.assert_array_equal(spread_indices(10, 3), [0, 4, 9])  # 0, 4.5 -> 4 (even), 9
+    np.testing.assert_array_equal(spread_indices(5, None), np.arange(5))
+    np.testing.assert_array_equal(spread_indices(5, 50), np.arange(5))
+    labels = np.repeat(np.arange(10), 1000)  # a test set stored class by class
+    assert len(set(labels[spread_indices(len(labels), 256)])) == 10
