@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from edgekd.errors import EdgekdError
+
 
 @dataclass(frozen=True)
 class ParityGate:
@@ -68,7 +70,6 @@ RUNTIMES = ("tflite", "onnx")
 
 def parse_formats(spec: str | None) -> list[str]:
     """'tflite_fp32,onnx_int8' -> names, in table order; None/'all' -> all."""
-    from edgekd.errors import EdgekdError
     if spec is None or spec.strip() in ("", "all"):
         return list(FORMATS)
     names = [s.strip() for s in spec.split(",") if s.strip()]

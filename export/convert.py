@@ -11,7 +11,6 @@ from typing import Callable
 import numpy as np
 
 from distill.tfenv import keras, tf
-from edgekd.formats import FORMATS
 from edgekd.preprocess import Preprocessing
 
 

@@ -2,7 +2,6 @@
 is valid and honest; bad inputs fail cleanly without touching the folder."""
 
 import json
-import shutil
 from dataclasses import replace
 
 import numpy as np
