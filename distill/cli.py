@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from typing import Sequence
 
 from edgekd.errors import OneLineParser, run_cli
@@ -13,7 +14,7 @@ def parser() -> OneLineParser:
         "folder (models, eval/calib sets, config.json, train_report.json) that export reads."))
     p.add_argument("--data", default="cifar10",
                    help="cifar10 | fashion_mnist | image folder (DIR/train/<class>/*) | .npz")
-    p.add_argument("--preset", default="seed", help="seed (the tutorial exactly) | quick")
+    p.add_argument("--preset", default="seed", help="seed (the tutorial exactly) | quick | default (the best recipe)")
     p.add_argument("--out", default="artifacts", help="artifacts folder (default: artifacts)")
     p.add_argument("--teacher", dest="teacher_path", help="bring your own teacher (.keras or "
                    "SavedModel); it is not retrained")
@@ -40,6 +41,16 @@ def parser() -> OneLineParser:
     p.add_argument("--qat-learning-rate", type=float, help="default: learning rate / 10")
     p.add_argument("--prune-sparsity", type=float,
                    help="also distill a student pruned to this sparsity, e.g. 0.5")
+    p.add_argument("--optimizer", help="adam | sgd (Nesterov momentum 0.9)")
+    p.add_argument("--schedule", help="constant | onecycle (warm-up, then cosine to 0)")
+    p.add_argument("--warmup-epochs", type=float)
+    p.add_argument("--weight-decay", type=float, help="decoupled weight decay")
+    p.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                   help="random padded crops and flips")
+    p.add_argument("--teacher-cache-views", type=int, help="cache teacher logits for V "
+                   "augmented views per image (0: run the teacher every step)")
+    p.add_argument("--strategy", help="default | mirrored (GPUs of one machine) | multiworker "
+                   "(TF_CONFIG; see python -m distill.launch); --batch-size is the global batch")
     p.add_argument("--quiet", action="store_true", help="no per-batch progress bars")
     return p
 
@@ -51,10 +62,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = resolve(preset, **args)
     from distill.data import preflight
     preflight(cfg.data)  # an unusable source fails here, before TensorFlow's start-up
+    if cfg.strategy == "multiworker":
+        from distill.launch import tf_config
+        tf_config()
     from distill.run import run  # imports TensorFlow
     report = run(cfg, out, verbose=2 if quiet else None)
     print(format_table(report))
-    print(f"[distill] artifacts written to {out}")
+    if report.get("artifacts"):  # only the chief writes (tf.distribute multiworker)
+        print(f"[distill] artifacts written to {report['artifacts']}")
     return 0
 
 

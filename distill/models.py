@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Callable
 
 from distill.tfenv import keras
+from distill.zoo import ZOO
 from edgekd.errors import EdgekdError, first_line
 
 
@@ -58,6 +59,7 @@ BUILDERS: dict[str, Callable[..., keras.Model]] = {
     "seed_student": seed_student,
     "tiny_teacher": tiny_teacher,
     "tiny_student": tiny_student,
+    **ZOO,
 }
 
 

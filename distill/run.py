@@ -14,15 +14,20 @@ import numpy as np
 from distill import models, optimize
 from distill.config import DistillConfig
 from distill.data import DataSet, load_dataset
+from distill.distribute import (is_chief, make_strategy, num_workers, save_model, shard_by_data,
+                                worker_index)
 from distill.loss import DistillationLoss
 from distill.tfenv import keras
+from distill.recipe import cached_views, make_optimizer
 from distill.train import Distiller, accuracy, compile_classifier, make_dataset, run_phase
 from edgekd import environment
 from edgekd.atomic import swap_into_place, write_json, write_text
 from edgekd.errors import EdgekdError
 
 
-def _work_folder(cfg: DistillConfig, out: Path) -> Path:
+def _work_folder(cfg: DistillConfig, out: Path, chief: bool = True) -> Path:
+    """`<out>.partial`: created by the chief (other workers only read from it:
+    the shared checkpoints and finished phases, so all resume alike)."""
     work = out.parent / f"{out.name}.partial"
     saved = work / "config.json"
     if saved.is_file():
@@ -30,9 +35,9 @@ def _work_folder(cfg: DistillConfig, out: Path) -> Path:
             raise EdgekdError(f"{work} holds an interrupted run with a different configuration: "
                               "re-run with the same options to resume, or delete that folder")
         print(f"[distill] resuming the interrupted run in {work}", flush=True)
-    else:
+    elif chief:
         shutil.rmtree(work, ignore_errors=True)
-        work.mkdir(parents=True)
+        work.mkdir(parents=True, exist_ok=True)
         write_text(saved, cfg.to_json())
     return work
 
@@ -46,7 +51,8 @@ def _split(ds: DataSet, cfg: DistillConfig):
     return (ds.x_train[train_idx], ds.y_train[train_idx]), ds.x_train[calib_idx]
 
 
-def _teacher(cfg, ds, train_ds, work: Path, verbose: int) -> tuple[keras.Model, dict]:
+def _teacher(cfg, ds, train_ds, work: Path, verbose: int,
+             chief: bool = True) -> tuple[keras.Model, dict]:
     pre, n = ds.preprocessing, len(ds.labels)
     saved = work / "teacher.keras"
     if cfg.teacher_path:
@@ -58,9 +64,9 @@ def _teacher(cfg, ds, train_ds, work: Path, verbose: int) -> tuple[keras.Model, 
         return models.load_model(saved, "teacher"), {"trained": True, "epochs": log}
     keras.utils.set_random_seed(cfg.seed)
     teacher = compile_classifier(models.build(cfg.teacher_arch, pre.input_shape, n),
-                                 cfg.learning_rate)
-    log = run_phase("teacher", teacher, train_ds, cfg.teacher_epochs, work, verbose)
-    teacher.save(saved)
+                                 _optimizer(cfg, cfg.learning_rate, cfg.teacher_epochs, train_ds))
+    log = run_phase("teacher", teacher, train_ds, cfg.teacher_epochs, work, verbose, chief=chief)
+    save_model(teacher, saved, chief, lambda m, p: m.save(p))
     return teacher, {"trained": True, "epochs": log}
 
 
@@ -74,18 +80,24 @@ def _student_init(cfg, ds) -> keras.Model:
     return models.build(cfg.student_arch, pre.input_shape, n)
 
 
-def _trainer(cfg, ds, model, teacher, lr: float):
+def _optimizer(cfg, lr: float, epochs: int, train_ds, schedule: str | None = None):
+    steps = int(train_ds.cardinality())
+    return make_optimizer(cfg.optimizer, lr, schedule or cfg.schedule, cfg.weight_decay,
+                          max(1, epochs * steps), int(cfg.warmup_epochs * steps))
+
+
+def _trainer(cfg, ds, model, teacher, optimizer):
     """A Distiller for `model` (teacher given) or a plain classifier (teacher None)."""
     if teacher is None:
-        return compile_classifier(model, lr)
+        return compile_classifier(model, optimizer)
     trainer = Distiller(model, teacher, DistillationLoss(cfg.alpha, cfg.temperature))
-    trainer.compile(optimizer=keras.optimizers.Adam(lr))
+    trainer.compile(optimizer=optimizer)
     trainer(np.zeros((1, *ds.preprocessing.input_shape), np.float32))  # build: resume needs it
     return trainer
 
 
 def _phase(role: str, cfg, ds, work: Path, verbose: int, make, teacher, epochs: int, lr: float,
-           train_ds, callbacks=(), finish=lambda m: m):
+           train_ds, callbacks=(), finish=lambda m: m, schedule=None, chief=True):
     """Train `make()` as `role` unless a finished model is saved; returns (model, log)."""
     saved = work / optimize.model_file(role)
     if saved.is_file():
@@ -93,14 +105,15 @@ def _phase(role: str, cfg, ds, work: Path, verbose: int, make, teacher, epochs: 
         return optimize.load(saved, role), log
     keras.utils.set_random_seed(cfg.seed + 2)
     model = make()
-    log = run_phase(role, _trainer(cfg, ds, model, teacher, lr), train_ds, epochs, work, verbose,
-                    list(callbacks))
+    data = train_ds["plain" if teacher is None else "distill"]
+    trainer = _trainer(cfg, ds, model, teacher, _optimizer(cfg, lr, epochs, data, schedule))
+    log = run_phase(role, trainer, data, epochs, work, verbose, list(callbacks), chief=chief)
     model = finish(model)
-    optimize.save(model, saved)
+    save_model(model, saved, chief, optimize.save)
     return model, log
 
 
-def _students(cfg, ds, teacher, train_ds, work: Path, verbose: int, n_train: int):
+def _students(cfg, ds, teacher, train_ds, work: Path, verbose: int, n_train: int, chief: bool):
     """Distilled student, and optionally: the same student (same init) from scratch,
     a pruned distilled student, and quantization-aware versions of both."""
     init = _student_init(cfg, ds)
@@ -109,7 +122,7 @@ def _students(cfg, ds, teacher, train_ds, work: Path, verbose: int, n_train: int
         model.set_weights(init.get_weights())
         return model
     lr, qat_lr = cfg.learning_rate, cfg.qat_learning_rate or cfg.learning_rate / 10
-    common = dict(cfg=cfg, ds=ds, work=work, verbose=verbose, train_ds=train_ds)
+    common = dict(cfg=cfg, ds=ds, work=work, verbose=verbose, train_ds=train_ds, chief=chief)
     out = {"student": _phase("student", make=fresh, teacher=teacher, epochs=cfg.epochs, lr=lr,
                              **common)}
     if cfg.scratch:
@@ -124,13 +137,41 @@ def _students(cfg, ds, teacher, train_ds, work: Path, verbose: int, n_train: int
     if cfg.qat_epochs:
         float_student = out["student"][0]
         out["student_qat"] = _phase("student_qat", make=lambda: optimize.qat_model(float_student),
-                                    teacher=teacher, epochs=cfg.qat_epochs, lr=qat_lr, **common)
+                                    teacher=teacher, epochs=cfg.qat_epochs, lr=qat_lr,
+                                    schedule="constant", **common)
         if cfg.prune_sparsity:
             pruned = out["student_pruned"][0]
             out["student_pruned_qat"] = _phase(
                 "student_pruned_qat", make=lambda: optimize.qat_model(pruned, True),
-                teacher=teacher, epochs=cfg.qat_epochs, lr=qat_lr, **common)
+                teacher=teacher, epochs=cfg.qat_epochs, lr=qat_lr, schedule="constant", **common)
     return out
+
+
+class StudentData:
+    """Training data by use: `plain` (teacher, scratch) and `distill()`: cached
+    teacher views when configured (built on first use, timed), else plain."""
+
+    def __init__(self, cfg, pre, teacher, plain, x_tr, y_tr):
+        self.cfg, self.pre, self.teacher, self.plain = cfg, pre, teacher, plain
+        self.x, self.y = x_tr, y_tr
+        self._views, self.cache_seconds = None, None
+
+    def __getitem__(self, use: str):
+        return self.plain if use == "plain" else self.distill()
+
+    def distill(self):
+        cfg = self.cfg
+        if not cfg.teacher_cache_views:
+            return self.plain
+        if self._views is None:
+            t0 = time.perf_counter()
+            self._views = shard_by_data(cached_views(
+                self.x, self.y, self.teacher, self.pre, cfg.teacher_cache_views,
+                cfg.batch_size, cfg.seed))
+            self.cache_seconds = round(time.perf_counter() - t0, 2)
+            print(f"[distill] teacher logits cached for {cfg.teacher_cache_views} views in "
+                  f"{self.cache_seconds} s", flush=True)
+        return self._views
 
 
 def _model_record(model, ds, info: dict) -> dict:
@@ -143,18 +184,40 @@ def _model_record(model, ds, info: dict) -> dict:
 
 
 def run(cfg: DistillConfig, out: str | Path, verbose: int | None = None) -> dict:
-    """Distill and write the artifacts folder; returns train_report."""
+    """Distill and write the artifacts folder (on the chief); returns train_report."""
+    strategy = make_strategy(cfg.strategy)  # before any other TF op (multiworker needs it)
+    chief = is_chief(strategy)
     out = Path(out).resolve()
     verbose = verbose if verbose is not None else (1 if sys.stdout.isatty() else 2)
     t0 = time.perf_counter()
     ds = load_dataset(cfg.data, cfg.image_size, cfg.val_split, cfg.seed)
-    work = _work_folder(cfg, out)
+    work = _work_folder(cfg, out, chief)
+    with strategy.scope():
+        report, teacher, x_calib = _train(cfg, ds, work, verbose, chief)
+    report["distribution"] = {"strategy": cfg.strategy, "workers": num_workers(strategy),
+                              "replicas": int(strategy.num_replicas_in_sync)}
+    report.update(config=json.loads(cfg.to_json()), versions=environment.versions(),
+                  machine=environment.machine(),
+                  total_seconds=round(time.perf_counter() - t0, 1))
+    if chief:
+        report["artifacts"] = str(out)
+        _write(work, ds, teacher, x_calib, report)
+        swap_into_place(work, out)
+    else:
+        print(f"[distill] worker {worker_index(strategy)} done; the chief writes {out}",
+              flush=True)
+    return report
+
+
+def _train(cfg, ds, work: Path, verbose: int, chief: bool):
+    """All training and evaluation (inside the strategy's scope)."""
     pre = ds.preprocessing
     (x_tr, y_tr), x_calib = _split(ds, cfg)
-    train_ds = make_dataset(x_tr, y_tr, pre, cfg.batch_size, True, cfg.seed)
-    teacher, t_info = _teacher(cfg, ds, train_ds, work, verbose)
-    students = _students(cfg, ds, teacher, train_ds, work, verbose, len(x_tr))
-
+    train_ds = shard_by_data(make_dataset(x_tr, y_tr, pre, cfg.batch_size, True, cfg.seed,
+                                          cfg.augment))
+    teacher, t_info = _teacher(cfg, ds, train_ds, work, verbose, chief)
+    data = StudentData(cfg, pre, teacher, train_ds, x_tr, y_tr)
+    students = _students(cfg, ds, teacher, data, work, verbose, len(x_tr), chief)
     report = {"dataset": {"name": ds.name, "source": cfg.data, "labels": ds.labels,
                           "n_train": int(len(x_tr)), "n_test": int(len(ds.x_test))},
               "preprocessing": pre.to_dict(),
@@ -164,12 +227,8 @@ def run(cfg: DistillConfig, out: str | Path, verbose: int | None = None) -> dict
     if "student_scratch" in report["models"]:
         report["distillation_gain"] = round(report["models"]["student"]["accuracy"]
                                             - report["models"]["student_scratch"]["accuracy"], 4)
-    report.update(config=json.loads(cfg.to_json()), versions=environment.versions(),
-                  machine=environment.machine(),
-                  total_seconds=round(time.perf_counter() - t0, 1))
-    _write(work, ds, teacher, x_calib, report)
-    swap_into_place(work, out)
-    return report
+    report["teacher_cache_seconds"] = data.cache_seconds
+    return report, teacher, x_calib
 
 
 def _write(work: Path, ds: DataSet, teacher, x_calib, report: dict) -> None:

@@ -14,20 +14,25 @@ from pathlib import Path
 import numpy as np
 
 from distill.loss import DistillationLoss
+from distill.recipe import augment_batch
 from distill.tfenv import keras, tf
 from edgekd.preprocess import Preprocessing
 
 
 def make_dataset(x: np.ndarray, y: np.ndarray, pre: Preprocessing, batch_size: int,
-                 shuffle: bool, seed: int) -> tf.data.Dataset:
-    """uint8 arrays -> batched, scaled, prefetched tf.data pipeline."""
+                 shuffle: bool, seed: int, augment: bool = False) -> tf.data.Dataset:
+    """uint8 arrays -> batched, scaled, prefetched tf.data pipeline; `augment`
+    adds random 4-pixel-padded crops and horizontal flips, per image."""
     scale, offset = np.float32(pre.scale), np.float32(pre.offset)
     ds = tf.data.Dataset.from_tensor_slices((x, y))
     if shuffle:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size)
-    ds = ds.map(lambda a, b: (tf.cast(a, tf.float32) * scale + offset, b),
-                num_parallel_calls=tf.data.AUTOTUNE)
+
+    def prepare(a, b):
+        a = tf.cast(a, tf.float32) * scale + offset
+        return (augment_batch(a) if augment else a), b
+    ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -51,8 +56,11 @@ class Distiller(keras.Model):
         return self.student(x, training=training)
 
     def train_step(self, data):
-        x, y = data
-        teacher_logits = self.teacher(x, training=False)
+        if len(data) == 3:  # teacher logits cached with the (exactly repeated) inputs
+            x, y, teacher_logits = data
+        else:
+            x, y = data
+            teacher_logits = self.teacher(x, training=False)
         with tf.GradientTape() as tape:
             student_logits = self.student(x, training=True)
             ce, kl = self.kd_loss.parts(y, teacher_logits, student_logits)
@@ -69,7 +77,7 @@ class Distiller(keras.Model):
         return {m.name: m.result() for m in self.metrics}
 
     def test_step(self, data):
-        x, y = data
+        x, y = data[:2]
         self.acc.update_state(y, self.student(x, training=False))
         return {"accuracy": self.acc.result()}
 
@@ -77,9 +85,9 @@ class Distiller(keras.Model):
 class EpochLog(keras.callbacks.Callback):
     """Per-epoch seconds and metrics, persisted so they survive a resume."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, write: bool = True):
         super().__init__()
-        self.path = path
+        self.path, self.write = path, write
         self.epochs = json.loads(path.read_text()) if path.is_file() else []
         self._t0 = 0.0
 
@@ -90,17 +98,23 @@ class EpochLog(keras.callbacks.Callback):
         entry = {"epoch": epoch + 1, "seconds": round(time.perf_counter() - self._t0, 3),
                  **{k: float(v) for k, v in (logs or {}).items()}}
         self.epochs = [e for e in self.epochs if e["epoch"] < epoch + 1] + [entry]
+        if not self.write:  # not the chief: log only
+            print(f"[distill] worker epoch {epoch + 1}: {entry}", flush=True)
+            return
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.epochs, indent=1))
         tmp.replace(self.path)
 
 
 def run_phase(name: str, model: keras.Model, train_ds, epochs: int, work: Path,
-              verbose: int = 1, callbacks: list | None = None) -> list[dict]:
-    """fit() with checkpoint-per-epoch resume; returns the epoch log."""
+              verbose: int = 1, callbacks: list | None = None, chief: bool = True) -> list[dict]:
+    """fit() with checkpoint-per-epoch resume; returns the epoch log. Under
+    MultiWorkerMirroredStrategy every worker restores from the chief's backup
+    (BackupAndRestore writes other workers' saves to deleted temp folders)."""
     ckpt = work / "_checkpoints"
-    ckpt.mkdir(parents=True, exist_ok=True)
-    log = EpochLog(ckpt / f"{name}_epochs.json")
+    if chief:
+        ckpt.mkdir(parents=True, exist_ok=True)
+    log = EpochLog(ckpt / f"{name}_epochs.json", write=chief)
     if epochs > 0:
         print(f"[distill] {name}: {epochs} epoch(s)", flush=True)
         model.fit(train_ds, epochs=epochs, verbose=verbose, callbacks=[
@@ -109,8 +123,12 @@ def run_phase(name: str, model: keras.Model, train_ds, epochs: int, work: Path,
     return log.epochs
 
 
-def compile_classifier(model: keras.Model, lr: float) -> keras.Model:
-    model.compile(optimizer=keras.optimizers.Adam(lr),
+def compile_classifier(model: keras.Model, optimizer) -> keras.Model:
+    """Plain cross-entropy training; `optimizer` is a Keras optimizer or a
+    learning rate for Adam (the tutorial's)."""
+    if isinstance(optimizer, (int, float)):
+        optimizer = keras.optimizers.Adam(optimizer)
+    model.compile(optimizer=optimizer,
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
     return model

@@ -1,0 +1,107 @@
+"""The training recipe of the better presets: augmentation, the one-cycle
+learning-rate schedule, the optimizer, and the teacher-logits cache.
+
+The cache: with augmentation a teacher sees a new input every step, so its
+logits cannot be reused and each distillation step pays a teacher forward
+pass. Instead, `cached_views` draws V fixed augmented copies of each training
+image once, runs the teacher once on each (V inference passes in all instead
+of one per epoch), and every epoch shows each image as one of its V copies
+with the stored logits. The inputs then repeat exactly, so the reuse is exact.
+Cost: V teacher passes; price: V distinct augmentations per image instead of
+a new one every epoch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from distill.tfenv import keras, tf
+from edgekd.preprocess import Preprocessing
+
+PAD = 4  # crop padding, as in He et al. (2016) for CIFAR
+
+
+def augment_batch(images: tf.Tensor) -> tf.Tensor:
+    """Random crop (zero padding of PAD pixels) and left-right flip, a different
+    one per image, on a whole batch at once. crop_and_resize with a box of
+    exactly the output size samples whole pixels, so the crop is exact."""
+    n, h, w = tf.shape(images)[0], images.shape[1], images.shape[2]
+    padded = tf.pad(images, [[0, 0], [PAD, PAD], [PAD, PAD], [0, 0]])
+    oy = tf.random.uniform([n], 0, 2 * PAD + 1, dtype=tf.int32)
+    ox = tf.random.uniform([n], 0, 2 * PAD + 1, dtype=tf.int32)
+    ph, pw = float(h + 2 * PAD - 1), float(w + 2 * PAD - 1)
+    oy, ox = tf.cast(oy, tf.float32), tf.cast(ox, tf.float32)
+    boxes = tf.stack([oy / ph, ox / pw, (oy + h - 1) / ph, (ox + w - 1) / pw], axis=1)
+    crops = tf.image.crop_and_resize(padded, boxes, tf.range(n), (h, w))
+    return tf.image.random_flip_left_right(crops)
+
+
+def augment_numpy(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The same crop+flip on uint8 arrays (for the cached teacher views)."""
+    n, h, w = x.shape[:3]
+    padded = np.pad(x, [(0, 0), (PAD, PAD), (PAD, PAD), (0, 0)])
+    oy = rng.integers(0, 2 * PAD + 1, n)
+    ox = rng.integers(0, 2 * PAD + 1, n)
+    rows = (oy[:, None] + np.arange(h))[:, :, None]
+    cols = (ox[:, None] + np.arange(w))[:, None, :]
+    out = padded[np.arange(n)[:, None, None], rows, cols]
+    flip = rng.random(n) < 0.5
+    out[flip] = out[flip, :, ::-1]
+    return out
+
+
+class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up from peak/25 to `peak` over `warmup` steps, then cosine
+    decay to 0 at `total` steps (Smith's one-cycle, cosine flavour)."""
+
+    def __init__(self, peak: float, total: int, warmup: int):
+        self.peak, self.total, self.warmup = float(peak), int(total), int(max(1, warmup))
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        warm = self.peak * (0.04 + 0.96 * step / self.warmup)
+        progress = tf.clip_by_value((step - self.warmup) / max(1, self.total - self.warmup), 0., 1.)
+        cosine = 0.5 * self.peak * (1.0 + tf.cos(np.pi * progress))
+        return tf.where(step < self.warmup, warm, cosine)
+
+    def get_config(self):
+        return {"peak": self.peak, "total": self.total, "warmup": self.warmup}
+
+
+def make_optimizer(kind: str, lr: float, schedule: str, weight_decay: float,
+                   total_steps: int, warmup_steps: int):
+    """adam (the tutorial) or sgd (Nesterov momentum 0.9); constant or one-cycle
+    learning rate; decoupled weight decay (scaled by the learning rate)."""
+    rate = OneCycle(lr, total_steps, warmup_steps) if schedule == "onecycle" else lr
+    wd = weight_decay or None
+    if kind == "sgd":
+        return keras.optimizers.SGD(rate, momentum=0.9, nesterov=True, weight_decay=wd)
+    return keras.optimizers.Adam(rate, weight_decay=wd)
+
+
+def cached_views(x: np.ndarray, y: np.ndarray, teacher: keras.Model, pre: Preprocessing,
+                 views: int, batch_size: int, seed: int) -> tf.data.Dataset:
+    """(augmented image, label, teacher logits) batches; see the module docstring."""
+    rng = np.random.default_rng(seed)
+    n = len(x)
+    scale, offset = np.float32(pre.scale), np.float32(pre.offset)
+    infer = tf.function(lambda a: teacher(tf.cast(a, tf.float32) * scale + offset,
+                                          training=False))
+    xs, logits = [], []
+    for _ in range(views):
+        xv = augment_numpy(x, rng)
+        logits.append(np.concatenate([infer(xv[i:i + 512]).numpy()
+                                      for i in range(0, n, 512)]))
+        xs.append(xv)
+    xs_t = tf.constant(np.concatenate(xs))  # (views * n, H, W, C) uint8
+    logits_t = tf.constant(np.concatenate(logits).astype(np.float32))
+    y_t = tf.constant(y)
+
+    def lookup(idx):
+        view = tf.random.uniform(tf.shape(idx), 0, views, dtype=tf.int64)
+        flat = view * n + idx
+        images = tf.cast(tf.gather(xs_t, flat), tf.float32) * scale + offset
+        return images, tf.gather(y_t, idx), tf.gather(logits_t, flat)
+    ds = tf.data.Dataset.range(n).shuffle(n, seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size).map(lookup, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,97 @@
+"""The default preset's model zoo: batch-norm students with residual or
+depthwise-separable blocks, and a stronger residual teacher.
+
+The student budget is the tutorial student's: at most 313,354 parameters and
+at most its 10.04M multiply-accumulates per 32x32 image. Parameters are cheap
+at low resolution and MACs are cheap at high resolution, so the residual
+students take a stride-2 stem (32x32 -> 16x16) and spend their width at 8x8
+and 4x4. Measured on the 2-core dev machine (batch 128, tf_keras CPU):
+residual blocks train ~1.8x faster per MAC than depthwise-separable ones
+(TF's depthwise back-prop is slow on CPU), and XLA (`jit_compile`) made the
+depthwise model 4x slower and the residual one only ~10 % faster, so neither
+is used. The numbers are in benchmarks/default_zoo.md.
+"""
+
+from __future__ import annotations
+
+from distill.tfenv import keras
+
+L = keras.layers
+
+
+def _bn_relu(x):
+    return L.ReLU()(L.BatchNormalization()(x))
+
+
+def _conv(x, filters: int, stride: int = 1):
+    return _bn_relu(L.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False)(x))
+
+
+def _residual(x, filters: int, stride: int = 1):
+    """A basic (ResNet v1) block: conv-BN-ReLU-conv-BN + shortcut, then ReLU.
+    The shortcut is a 1x1 conv-BN when the shape changes."""
+    y = _conv(x, filters, stride)
+    y = L.BatchNormalization()(L.Conv2D(filters, 3, padding="same", use_bias=False)(y))
+    if stride != 1 or x.shape[-1] != filters:
+        x = L.BatchNormalization()(L.Conv2D(filters, 1, strides=stride, use_bias=False)(x))
+    return L.ReLU()(L.Add()([x, y]))
+
+
+def _separable(x, filters: int, stride: int = 1):
+    """MobileNet v1 block: depthwise 3x3-BN-ReLU, pointwise 1x1-BN-ReLU."""
+    x = _bn_relu(L.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False)(x))
+    return _bn_relu(L.Conv2D(filters, 1, use_bias=False)(x))
+
+
+def _head(x, num_classes: int):
+    return L.Dense(num_classes)(L.GlobalAveragePooling2D()(x))
+
+
+def resnet(name: str, widths: tuple[int, ...], input_shape, num_classes: int,
+           stem_stride: int = 1, blocks: int = 1) -> keras.Model:
+    """Stem conv, then one stage per width (each but the first halves the
+    resolution), `blocks` residual blocks per stage, global pooling, dense."""
+    inputs = keras.Input(shape=input_shape)
+    x = _conv(inputs, widths[0], stem_stride)
+    for stage, width in enumerate(widths):
+        for block in range(blocks):
+            x = _residual(x, width, 2 if stage > 0 and block == 0 else 1)
+    return keras.Model(inputs, _head(x, num_classes), name=name)
+
+
+def separable(name: str, width: int, input_shape, num_classes: int) -> keras.Model:
+    """Full-resolution stem, then separable stages at 16x16 (x2 width),
+    8x8 (x4) and 4x4 (x8) with 3, 4 and 3 blocks."""
+    inputs = keras.Input(shape=input_shape)
+    x = _conv(inputs, width)
+    for mult, n in ((2, 3), (4, 4), (8, 3)):
+        for i in range(n):
+            x = _separable(x, width * mult, 2 if i == 0 else 1)
+    return keras.Model(inputs, _head(x, num_classes), name=name)
+
+
+def edge_res(input_shape, num_classes: int) -> keras.Model:
+    """The default student: residual, stride-2 stem, widths 24-64-128.
+    ~0.30M params, ~9.9M MACs on 32x32x3 (tutorial student: 0.31M, 10.04M)."""
+    return resnet("edge_res", (24, 64, 128), input_shape, num_classes, stem_stride=2)
+
+
+def edge_res_small(input_shape, num_classes: int) -> keras.Model:
+    """Half the default student's width at the two low-resolution stages."""
+    return resnet("edge_res_small", (24, 32, 64), input_shape, num_classes, stem_stride=2)
+
+
+def edge_sep(input_shape, num_classes: int) -> keras.Model:
+    """Depthwise-separable student: ~0.15M params, ~6.2M MACs on 32x32x3."""
+    return separable("edge_sep", 24, input_shape, num_classes)
+
+
+def edge_teacher(input_shape, num_classes: int) -> keras.Model:
+    """The default teacher: a full-resolution residual net, widths 32-64-128
+    (~0.31M params but ~49M MACs: 5x the student's compute, all of it at
+    higher resolution), ~4 minutes per CIFAR-10 epoch on 2 cores."""
+    return resnet("edge_teacher", (32, 64, 128), input_shape, num_classes)
+
+
+ZOO = {"edge_res": edge_res, "edge_res_small": edge_res_small, "edge_sep": edge_sep,
+       "edge_teacher": edge_teacher}
