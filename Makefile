@@ -20,10 +20,11 @@ DISTILL_ARGS ?=
 distill_flags = --data "$(DATA)" --preset $(PRESET) --out "$(OUT)" $(if $(TEACHER),--teacher "$(TEACHER)") $(DISTILL_ARGS)
 format_flags  = $(if $(FORMATS),--formats $(FORMATS))
 
-.PHONY: help venv edge-model distill export bench report test test-all test-arm bench-seed bench-overhead clean
+.PHONY: help venv edge-model distill distill-multiworker export bench report test test-all test-arm bench-seed bench-default bench-ablation bench-multiworker bench-overhead clean
 
 help:
-	@echo "make edge-model DATA=... PRESET=seed|quick OUT=artifacts   distill + export + bench"
+	@echo "make edge-model DATA=... PRESET=seed|quick|default OUT=artifacts   distill + export + bench"
+	@echo "make distill-multiworker WORKERS=2                          distill under MultiWorkerMirroredStrategy, local workers"
 	@echo "make distill | export | bench                               one stage, same OUT"
 	@echo "make test                                                   the default test suite"
 	@echo "make bench-seed DATA=<cifar10-jpeg folder>                  the tutorial reproduction"
@@ -47,6 +48,12 @@ edge-model: $(STAMP)
 distill: $(STAMP)
 	$(PY) -m distill $(distill_flags)
 
+# N local workers with TF_CONFIG on free 127.0.0.1 ports (see README: clusters).
+WORKERS ?= 2
+MAX_RESTARTS ?= 1
+distill-multiworker: $(STAMP)
+	$(PY) -m distill.launch --workers $(WORKERS) --max-restarts $(MAX_RESTARTS) -- $(distill_flags)
+
 export: $(STAMP)
 	$(PY) -m export "$(OUT)" $(format_flags)
 
@@ -69,6 +76,21 @@ test-all: $(STAMP)
 bench-seed: $(STAMP)
 	$(PY) benchmarks/seed_table.py --data "$(DATA)" --out "$(OUT)-seed"
 	$(PY) benchmarks/readme_tables.py --seed "$(OUT)-seed"
+
+# The default preset end to end, then its table beside the seed run's
+# (benchmarks/default_table.md and the README; needs a bench-seed run saved).
+bench-default: $(STAMP)
+	$(MAKE) edge-model PRESET=default OUT="$(OUT)-default" DATA="$(DATA)"
+	$(PY) benchmarks/readme_tables.py --default "$(OUT)-default"
+
+# What each recipe element contributes, and the T x alpha sweep (a subset,
+# with the default run's teacher): benchmarks/default_ablation.md.
+bench-ablation: $(STAMP)
+	$(PY) benchmarks/default_ablation.py --data "$(DATA)" --teacher "$(OUT)-default/teacher.keras"
+
+# 1 process vs WORKERS local workers: benchmarks/multiworker.md.
+bench-multiworker: $(STAMP)
+	$(PY) benchmarks/multiworker.py --data "$(DATA)" --workers $(WORKERS)
 
 # Harness overhead: bench's p50 against a bare invoke() loop.
 bench-overhead: $(STAMP)

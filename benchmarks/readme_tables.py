@@ -37,12 +37,17 @@ def save(preset: str, folder: Path) -> None:
             lat.pop("samples_ns", None)
     (dest / "bench.json").write_text(json.dumps(bench, indent=1) + "\n")
     (dest / "report.md").write_text((folder / "report.md").read_text())
+    manifest = json.loads((folder / "manifest.json").read_text())
+    (dest / "stages.json").write_text(json.dumps(
+        {"export_seconds": manifest.get("export_seconds")}) + "\n")
 
 
 def render(preset: str) -> str:
     from bench.report import table
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from seed_table import table as train_table
+    if preset == "default":
+        return render_default()
     train = json.loads((RESULTS / preset / "train_report.json").read_text())
     bench = json.loads((RESULTS / preset / "bench.json").read_text())
     m = bench["machine"]
@@ -52,6 +57,19 @@ def render(preset: str) -> str:
         "Training:", "", train_table(train, bench), "",
         "Every artifact (batch 1):", "", table(bench), "",
         f"Best student artifact here: **{bench['summary']['best_student']}**."])
+
+
+def render_default() -> str:
+    """The default preset beside the seed one (benchmarks/default_table.py)."""
+    import default_table
+    from bench.report import table
+    runs = default_table.load("seed"), default_table.load("default")
+    text = default_table.document(*runs)
+    (ROOT / "benchmarks" / "default_table.md").write_text(text)
+    body = text.split("\n", 2)[2]  # drop the document's title
+    return "\n".join([body, "Every default-preset artifact (batch 1):", "",
+                      table(runs[1]["bench"]), "",
+                      f"Best student artifact here: **{runs[1]['bench']['summary']['best_student']}**."])
 
 
 def splice(readme: str, preset: str, body: str) -> str:

@@ -23,16 +23,14 @@ PAD = 4  # crop padding, as in He et al. (2016) for CIFAR
 
 def augment_batch(images: tf.Tensor) -> tf.Tensor:
     """Random crop (zero padding of PAD pixels) and left-right flip, a different
-    one per image, on a whole batch at once. crop_and_resize with a box of
-    exactly the output size samples whole pixels, so the crop is exact."""
+    one per image, on a whole batch at once: two batched gathers (rows, then
+    columns) pick each image's window, so the crop is exact."""
     n, h, w = tf.shape(images)[0], images.shape[1], images.shape[2]
     padded = tf.pad(images, [[0, 0], [PAD, PAD], [PAD, PAD], [0, 0]])
-    oy = tf.random.uniform([n], 0, 2 * PAD + 1, dtype=tf.int32)
-    ox = tf.random.uniform([n], 0, 2 * PAD + 1, dtype=tf.int32)
-    ph, pw = float(h + 2 * PAD - 1), float(w + 2 * PAD - 1)
-    oy, ox = tf.cast(oy, tf.float32), tf.cast(ox, tf.float32)
-    boxes = tf.stack([oy / ph, ox / pw, (oy + h - 1) / ph, (ox + w - 1) / pw], axis=1)
-    crops = tf.image.crop_and_resize(padded, boxes, tf.range(n), (h, w))
+    oy = tf.random.uniform([n, 1], 0, 2 * PAD + 1, dtype=tf.int32)
+    ox = tf.random.uniform([n, 1], 0, 2 * PAD + 1, dtype=tf.int32)
+    rows = tf.gather(padded, oy + tf.range(h)[None, :], axis=1, batch_dims=1)
+    crops = tf.gather(rows, ox + tf.range(w)[None, :], axis=2, batch_dims=1)
     return tf.image.random_flip_left_right(crops)
 
 
@@ -80,16 +78,18 @@ def make_optimizer(kind: str, lr: float, schedule: str, weight_decay: float,
 
 
 def cached_views(x: np.ndarray, y: np.ndarray, teacher: keras.Model, pre: Preprocessing,
-                 views: int, batch_size: int, seed: int) -> tf.data.Dataset:
-    """(augmented image, label, teacher logits) batches; see the module docstring."""
+                 views: int, batch_size: int, seed: int, augment: bool = True) -> tf.data.Dataset:
+    """(augmented image, label, teacher logits) batches; see the module docstring.
+    Without augmentation the one view is the image itself."""
     rng = np.random.default_rng(seed)
+    views = views if augment else 1
     n = len(x)
     scale, offset = np.float32(pre.scale), np.float32(pre.offset)
     infer = tf.function(lambda a: teacher(tf.cast(a, tf.float32) * scale + offset,
                                           training=False))
     xs, logits = [], []
     for _ in range(views):
-        xv = augment_numpy(x, rng)
+        xv = augment_numpy(x, rng) if augment else x
         logits.append(np.concatenate([infer(xv[i:i + 512]).numpy()
                                       for i in range(0, n, 512)]))
         xs.append(xv)

@@ -1,0 +1,122 @@
+"""The `default` preset beside the `seed` preset, from saved runs:
+
+    python benchmarks/default_table.py        # reads benchmarks/results/{seed,default}/
+
+writes benchmarks/default_table.md: params, MACs, float (Keras) and int8
+(TFLite) accuracy of teacher / distilled student / scratch student, the wall
+time of each stage, the distill-epoch / plain-epoch ratio, and p50 latencies.
+The results folders are filled by `make report SEED=... DEFAULT=...`
+(benchmarks/readme_tables.py), which also puts this table in the README.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+ROLES = (("teacher", "teacher"), ("student", "distilled student"),
+         ("student_scratch", "student from scratch"))
+
+
+def load(preset: str) -> dict:
+    d = RESULTS / preset
+    out = {"train": json.loads((d / "train_report.json").read_text()),
+           "bench": json.loads((d / "bench.json").read_text())}
+    stages = d / "stages.json"
+    out["stages"] = json.loads(stages.read_text()) if stages.is_file() else {}
+    return out
+
+
+def _artifact(run: dict, role: str, fmt: str) -> dict | None:
+    return next((r for r in run["bench"]["artifacts"]
+                 if r["role"] == role and r["format"] == fmt), None)
+
+
+def _epoch_seconds(model: dict) -> float | None:
+    secs = sorted(e["seconds"] for e in model.get("epochs", []))
+    return secs[len(secs) // 2] if secs else None  # median: the first epoch includes tracing
+
+
+def _pct(x) -> str:
+    return "-" if x is None else f"{100 * x:.2f} %"
+
+
+def _ms(r: dict | None) -> str:
+    return "-" if r is None else f"{r['latency']['1']['p50_ms']:.3f}"
+
+
+def model_rows(preset: str, run: dict) -> list[str]:
+    rows = []
+    for role, label in ROLES:
+        m = run["train"]["models"].get(role)
+        if m is None:
+            continue
+        f32, i8 = _artifact(run, role, "tflite_fp32"), _artifact(run, role, "tflite_int8")
+        spe = _epoch_seconds(m)
+        rows.append(f"| {preset} | {label} | {m['params']:,} | {m['macs'] / 1e6:.2f} M "
+                    f"| {_pct(m['accuracy'])} | {_pct(i8 and i8['accuracy'])} "
+                    f"| {len(m.get('epochs', []))} | {'-' if spe is None else f'{spe:.0f}'} "
+                    f"| {_ms(f32)} | {_ms(i8)} |")
+    return rows
+
+
+def stage_rows(preset: str, run: dict) -> str:
+    t = run["train"]
+    models = t["models"]
+    phase = {role: sum(e["seconds"] for e in models[role].get("epochs", []))
+             for role, _ in ROLES if role in models}
+    cache = t.get("teacher_cache_seconds") or 0.0
+    d, s = _epoch_seconds(models["student"]), _epoch_seconds(models.get("student_scratch", {}))
+    ratio = f"{d / s:.2f}" if d and s else "-"
+    export = run["stages"].get("export_seconds")
+    bench = run["bench"].get("seconds")
+    total = t["total_seconds"] + (export or 0) + (bench or 0)
+    return (f"| {preset} | {phase.get('teacher', 0) / 60:.1f} | {cache / 60:.1f} "
+            f"| {phase.get('student', 0) / 60:.1f} | {phase.get('student_scratch', 0) / 60:.1f} "
+            f"| {t['total_seconds'] / 60:.1f} | {'-' if export is None else f'{export / 60:.1f}'} "
+            f"| {'-' if bench is None else f'{bench / 60:.1f}'} | {total / 60:.1f} | {ratio} |")
+
+
+def document(seed: dict, default: dict) -> str:
+    mach, v = default["train"]["machine"], default["train"]["versions"]
+    teacher_f32 = _artifact(seed, "teacher", "tflite_fp32")
+    best = _artifact(default, "student", "tflite_int8")
+    speedup = (teacher_f32["latency"]["1"]["p50_ms"] / best["latency"]["1"]["p50_ms"]
+               if teacher_f32 and best else None)
+    cfg = default["train"]["config"]
+    return "\n".join([
+        "# The default preset beside the seed preset (CIFAR-10, JPEG copy)", "",
+        f"Machine: {mach['cpu']}, {mach['cores']} cores. Versions: tensorflow "
+        f"{v.get('tensorflow')}, tf-keras {v.get('tf-keras')}, ai-edge-litert "
+        f"{v.get('ai-edge-litert')}. Default config: teacher {cfg['teacher_arch']} "
+        f"{cfg['teacher_epochs']} epochs, student {cfg['student_arch']} {cfg['epochs']} epochs, "
+        f"batch {cfg['batch_size']}, {cfg['optimizer']} lr {cfg['learning_rate']} "
+        f"{cfg['schedule']}, weight decay {cfg['weight_decay']}, augment {cfg['augment']}, "
+        f"T {cfg['temperature']}, alpha {cfg['alpha']}, teacher cache views "
+        f"{cfg['teacher_cache_views']}.", "",
+        "| preset | model | params | MACs | float top-1 (Keras) | int8 top-1 (TFLite) | epochs "
+        "| s/epoch (median) | TFLite fp32 p50 ms | TFLite int8 p50 ms |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        *model_rows("seed", seed), *model_rows("default", default), "",
+        "Wall time per stage, minutes (distill = teacher + cache + student + scratch + "
+        "data and evaluation):", "",
+        "| preset | teacher | teacher cache | distill student | scratch student | distill stage "
+        "| export | bench | total | distill/plain epoch |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        stage_rows("seed", seed), stage_rows("default", default), "",
+        f"Default int8 student vs the tutorial teacher's fp32 TFLite (p50, batch 1, 1 thread): "
+        f"{'-' if speedup is None else f'{speedup:.1f}x'} faster.", ""])
+
+
+def main() -> int:
+    text = document(load("seed"), load("default"))
+    (ROOT / "benchmarks" / "default_table.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

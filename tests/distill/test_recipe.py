@@ -1,0 +1,150 @@
+"""The default preset's recipe: student budgets (MACs by hand), exact crops,
+the one-cycle schedule in closed form, the cached teacher views, config checks."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from distill import models
+from distill.config import PRESETS, resolve
+from distill.recipe import OneCycle, augment_batch, augment_numpy, cached_views, make_optimizer
+from distill.tfenv import keras, tf
+from edgekd.errors import EdgekdError
+from edgekd.preprocess import Preprocessing
+
+SEED_STUDENT = (313_354, 10_043_392)
+
+
+def test_default_student_macs_by_hand_and_within_the_tutorial_budget():
+    # stride-2 stem 3->24 at 16x16; block 24@16x16 (two 3x3 convs); block 24->64
+    # at 8x8 (3x3 s2, 3x3, 1x1 shortcut); block 64->128 at 4x4 (same); dense.
+    expected = (16 * 16 * 27 * 24 + 2 * 16 * 16 * 216 * 24
+                + 8 * 8 * 216 * 64 + 8 * 8 * 576 * 64 + 8 * 8 * 24 * 64
+                + 4 * 4 * 576 * 128 + 4 * 4 * 1152 * 128 + 4 * 4 * 64 * 128 + 128 * 10)
+    student = models.build(PRESETS["default"].student_arch, (32, 32, 3), 10)
+    assert models.count_macs(student) == expected == 9_833_728
+    assert student.count_params() <= SEED_STUDENT[0] and expected <= SEED_STUDENT[1]
+
+
+@pytest.mark.parametrize("name", ["edge_res", "edge_res_small", "edge_sep"])
+def test_zoo_students_fit_the_budget_and_have_batch_norm(name):
+    m = models.build(name, (32, 32, 3), 10)
+    assert m.count_params() <= SEED_STUDENT[0] and models.count_macs(m) <= SEED_STUDENT[1]
+    assert any(isinstance(l, keras.layers.BatchNormalization) for l in m.layers)
+
+
+def test_default_teacher_is_bigger_in_compute():
+    t = models.build(PRESETS["default"].teacher_arch, (32, 32, 3), 10)
+    assert models.count_macs(t) == 49_120_512  # > 4x the student's
+
+
+def _crops_of(image: np.ndarray, pad: int = 4) -> list[np.ndarray]:
+    padded = np.pad(image, [(pad, pad), (pad, pad), (0, 0)])
+    h, w = image.shape[:2]
+    out = []
+    for oy in range(2 * pad + 1):
+        for ox in range(2 * pad + 1):
+            crop = padded[oy:oy + h, ox:ox + w]
+            out += [crop, crop[:, ::-1]]
+    return out
+
+
+def test_augment_batch_gives_exact_padded_crops_or_their_mirror():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 255, (16, 12, 10, 3)).astype(np.float32)
+    tf.random.set_seed(1)
+    y = augment_batch(tf.constant(x)).numpy()
+    assert y.shape == x.shape
+    for orig, got in zip(x, y):
+        assert any(np.array_equal(got, c) for c in _crops_of(orig)), "not an exact crop"
+    assert not all(np.array_equal(a, b) for a, b in zip(x, y))  # something moved
+
+
+def test_augment_numpy_matches_the_same_rule_and_keeps_uint8():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 255, (32, 8, 8, 1), dtype=np.uint8)
+    y = augment_numpy(x, np.random.default_rng(5))
+    assert y.dtype == np.uint8 and y.shape == x.shape
+    for orig, got in zip(x, y):
+        assert any(np.array_equal(got, c) for c in _crops_of(orig))
+    flips = sum(any(np.array_equal(got, c) for c in _crops_of(orig)[1::2])
+                and not any(np.array_equal(got, c) for c in _crops_of(orig)[0::2])
+                for orig, got in zip(x, y))
+    assert 4 <= flips <= 28  # about half are mirrored
+
+
+def test_one_cycle_closed_form():
+    s = OneCycle(peak=0.1, total=100, warmup=10)
+    lr = [float(s(i)) for i in (0, 5, 10, 55, 100, 120)]
+    expected = [0.004, 0.1 * (0.04 + 0.96 * 0.5), 0.1, 0.05 * (1 + math.cos(math.pi * 0.5)),
+                0.0, 0.0]
+    np.testing.assert_allclose(lr, expected, atol=1e-7)
+    assert OneCycle(**s.get_config()).get_config() == s.get_config()
+
+
+def test_make_optimizer_kinds():
+    sgd = make_optimizer("sgd", 0.1, "onecycle", 5e-3, 100, 10)
+    assert isinstance(sgd, keras.optimizers.SGD) and sgd.nesterov and sgd.weight_decay == 5e-3
+    adam = make_optimizer("adam", 1e-3, "constant", 0.0, 100, 0)
+    assert isinstance(adam, keras.optimizers.Adam) and adam.weight_decay is None
+
+
+def test_cached_views_hold_the_teachers_logits_for_the_images_they_yield():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 255, (40, 8, 8, 1), dtype=np.uint8)
+    y = rng.integers(0, 3, 40)
+    pre = Preprocessing(height=8, width=8, channels=1)
+    keras.utils.set_random_seed(0)
+    teacher = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3),
+                                keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3)])
+    ds = cached_views(x, y, teacher, pre, views=3, batch_size=16, seed=0)
+    seen = 0
+    for images, labels, logits in ds:
+        np.testing.assert_allclose(logits.numpy(), teacher(images, training=False).numpy(),
+                                   rtol=1e-4, atol=1e-5)
+        for img, lab in zip(images.numpy(), labels.numpy()):  # the label follows its image
+            k = next(i for i in range(40) if any(
+                np.allclose(img, c.astype(np.float32) * pre.scale + pre.offset)
+                for c in _crops_of(x[i])))
+            assert lab == y[k]
+        seen += len(labels)
+    assert seen == 40
+
+
+@pytest.mark.parametrize("overrides, msg", [
+    ({"optimizer": "rmsprop"}, "optimizer must be adam or sgd, got 'rmsprop'"),
+    ({"schedule": "step"}, "schedule must be constant or onecycle"),
+    ({"weight_decay": -1.0}, "must be >= 0"),
+    ({"teacher_cache_views": -2}, "must be >= 0"),
+    ({"strategy": "tpu"}, "strategy must be default, mirrored or multiworker, got 'tpu'"),
+])
+def test_recipe_config_errors(overrides, msg):
+    with pytest.raises(EdgekdError, match=msg):
+        resolve("default", **overrides)
+
+
+def test_seed_preset_keeps_the_tutorial_recipe():
+    seed = PRESETS["seed"]
+    assert (seed.optimizer, seed.schedule, seed.weight_decay, seed.augment,
+            seed.teacher_cache_views, seed.strategy) == ("adam", "constant", 0.0, False, 0,
+                                                         "default")
+    assert (seed.temperature, seed.alpha, seed.epochs, seed.batch_size) == (10.0, 0.1, 5, 32)
+
+
+def test_default_recipe_end_to_end_on_fashion_mnist(tmp_path, fashion_available):
+    """The default preset's recipe (augmentation, one-cycle SGD, cached teacher
+    views) with tiny models on 3,000 real images: it learns, and the report
+    records the cache."""
+    from distill.run import run
+    cfg = resolve("default", data="fashion_mnist", teacher_arch="tiny_teacher",
+                  student_arch="tiny_student", teacher_epochs=2, epochs=3, train_subset=3000,
+                  batch_size=64, calib_size=100, scratch=False, teacher_cache_views=2)
+    report = run(cfg, tmp_path / "out", verbose=0)
+    assert report["teacher_cache_seconds"] > 0
+    assert report["models"]["teacher"]["accuracy"] > 0.5  # chance: 0.1
+    assert report["models"]["student"]["accuracy"] > 0.4
+    saved = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert (saved["preset"], saved["optimizer"], saved["schedule"], saved["augment"]) == (
+        "default", "sgd", "onecycle", True)
