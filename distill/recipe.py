@@ -85,8 +85,10 @@ def cached_views(x: np.ndarray, y: np.ndarray, teacher: keras.Model, pre: Prepro
     views = views if augment else 1
     n = len(x)
     scale, offset = np.float32(pre.scale), np.float32(pre.offset)
-    infer = tf.function(lambda a: teacher(tf.cast(a, tf.float32) * scale + offset,
-                                          training=False))
+
+    @tf.function  # inference mode; jit_compile measured +5 % at most here, so not used
+    def infer(a):
+        return teacher(tf.cast(a, tf.float32) * scale + offset, training=False)
     xs, logits = [], []
     for _ in range(views):
         xv = augment_numpy(x, rng) if augment else x
