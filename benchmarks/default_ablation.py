@@ -72,24 +72,38 @@ def main() -> int:
     a.work.mkdir(parents=True, exist_ok=True)
 
     ref = run_variant(a, ABLATION[0][0], [], scratch=True)
+    cfg = ref["config"]
+    results: dict[str, dict] = {"no teacher": ref["models"]["student_scratch"],
+                                "full recipe": ref["models"]["student"],
+                                f"T{cfg['temperature']} alpha{cfg['alpha']}": ref["models"]["student"]}
+    plan = [(name, flags) for name, _, flags in ABLATION[:4]]
+    plan += [(f"T{t} alpha{al}", ["--temperature", str(t), "--alpha", str(al)]) for t, al in SWEEP]
+    plan += [(name, flags) for name, _, flags in ABLATION[4:]]
+    for name, flags in plan:  # most telling first; the file is rewritten after each run
+        if name in results:
+            continue
+        results[name] = run_variant(a, name, flags)["models"]["student"]
+        write(a, ref, results)
+    return 0
+
+
+def write(a, ref: dict, results: dict) -> None:
     ref_acc = ref["models"]["student"]["accuracy"]
     rows = ["| variant | change | student top-1 | vs full recipe | s/epoch (median) |",
             "|---|---|---:|---:|---:|"]
-    def row(name, what, model):
-        rows.append(f"| {name} | {what} | {100 * model['accuracy']:.2f} % "
-                    f"| {100 * (model['accuracy'] - ref_acc):+.2f} | {median_epoch(model):.1f} |")
-    row(ABLATION[0][0], ABLATION[0][1], ref["models"]["student"])
-    row("no teacher", "same student from scratch (plain epochs, online augmentation)",
-        ref["models"]["student_scratch"])
-    for name, what, flags in ABLATION[1:]:
-        row(name, what, run_variant(a, name, flags)["models"]["student"])
-    sweep = ["| T \\ alpha | " + " | ".join(str(al) for al in sorted({x for _, x in SWEEP}))
-             + " |", "|---|" + "---:|" * len({x for _, x in SWEEP})]
-    for t in sorted({t for t, _ in SWEEP}):
-        cells = []
-        for al in sorted({x for _, x in SWEEP}):
-            r = run_variant(a, f"T{t} alpha{al}", ["--temperature", str(t), "--alpha", str(al)])
-            cells.append(f"{100 * r['models']['student']['accuracy']:.2f} %")
+    what = {name: w for name, w, _ in ABLATION}
+    what["no teacher"] = "same student from scratch (plain epochs, online augmentation)"
+    for name in ["full recipe", "no teacher", *(n for n, _, _ in ABLATION[1:])]:
+        if name in results:
+            m = results[name]
+            rows.append(f"| {name} | {what[name]} | {100 * m['accuracy']:.2f} % "
+                        f"| {100 * (m['accuracy'] - ref_acc):+.2f} | {median_epoch(m):.1f} |")
+    alphas, temps = sorted({al for _, al in SWEEP}), sorted({t for t, _ in SWEEP})
+    sweep = ["| T \\ alpha | " + " | ".join(str(al) for al in alphas) + " |",
+             "|---|" + "---:|" * len(alphas)]
+    for t in temps:
+        cells = [f"{100 * results[k]['accuracy']:.2f} %" if (k := f"T{t} alpha{al}") in results
+                 else "-" for al in alphas]
         sweep.append(f"| T = {t:g} | " + " | ".join(cells) + " |")
     m = ref["machine"]
     text = "\n".join([
@@ -100,12 +114,11 @@ def main() -> int:
         f"{100 * ref['models']['teacher']['accuracy']:.2f} %), top-1 on all "
         f"{ref['dataset']['n_test']} test images. Machine: {m['cpu']}, {m['cores']} cores. "
         "A short schedule on a subset: differences under ~0.5 points are within run-to-run "
-        "noise.", "", *rows, "",
+        "noise. Epoch times were measured while other jobs shared the cores.", "", *rows, "",
         "Temperature x alpha (alpha weights the hard-label loss), student top-1:", "", *sweep,
         ""])
     (ROOT / "benchmarks" / "default_ablation.md").write_text(text)
-    print(text)
-    return 0
+    print(text, flush=True)
 
 
 if __name__ == "__main__":
