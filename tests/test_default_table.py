@@ -1,0 +1,40 @@
+"""benchmarks/default_table.py: the default-vs-seed table from synthetic runs
+with known numbers (ratios and speed-ups computed here by hand)."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import default_table  # noqa: E402
+
+
+def _run(acc: dict, epochs: dict, p50: dict, cache: float | None) -> dict:
+    models = {role: {"params": 1000, "macs": 2_000_000, "accuracy": a,
+                     "epochs": [{"epoch": i + 1, "seconds": s} for i, s in enumerate(epochs[role])]}
+              for role, a in acc.items()}
+    arts = [{"role": role, "format": fmt, "accuracy": acc[role] - 0.01,
+             "latency": {"1": {"p50_ms": ms}}} for (role, fmt), ms in p50.items()]
+    mach = {"cpu": "Test CPU", "cores": 2}
+    cfg = {"teacher_arch": "t", "teacher_epochs": 2, "student_arch": "s", "epochs": 3,
+           "batch_size": 128, "optimizer": "sgd", "learning_rate": 0.1, "schedule": "onecycle",
+           "weight_decay": 0.005, "augment": True, "temperature": 4.0, "alpha": 0.1,
+           "teacher_cache_views": 5}
+    return {"train": {"models": models, "teacher_cache_seconds": cache, "total_seconds": 600.0,
+                      "machine": mach, "versions": {}, "config": cfg},
+            "bench": {"artifacts": arts, "seconds": 120.0}, "stages": {"export_seconds": 60.0}}
+
+
+def test_document_ratios_and_speedup():
+    acc = {"teacher": 0.9, "student": 0.85, "student_scratch": 0.8}
+    seed = _run(acc, {"teacher": [10, 10], "student": [9, 5, 5], "student_scratch": [4, 4, 4]},
+                {("teacher", "tflite_fp32"): 2.0, ("student", "tflite_int8"): 0.5}, None)
+    default = _run(acc, {"teacher": [30, 30], "student": [7, 6, 6],
+                         "student_scratch": [5, 5, 5]},
+                   {("teacher", "tflite_fp32"): 1.0, ("student", "tflite_int8"): 0.1}, 90.0)
+    text = default_table.document(seed, default)
+    # distill/plain epoch: medians 6 / 5 = 1.20 (default); 5 / 4 = 1.25 (seed)
+    assert "| default | 1.0 | 1.5 | 0.3 | 0.2 | 10.0 | 1.0 | 2.0 | 13.0 | 1.20 |" in text
+    assert "| seed | 0.3 | 0.0 | 0.3 | 0.2 | 10.0 | 1.0 | 2.0 | 13.0 | 1.25 |" in text
+    # the seed teacher's fp32 p50 (2.0 ms) over the default int8 student's (0.1 ms)
+    assert "20.0x faster" in text
+    assert "| default | distilled student | 1,000 | 2.00 M | 85.00 % | 84.00 % | 3 | 6 |" in text
