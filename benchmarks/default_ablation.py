@@ -21,6 +21,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from default_table import median_epoch  # noqa: E402
 
 # (name, what changes, extra distill flags). The first is the reference.
 ABLATION = [
@@ -53,11 +55,6 @@ def run_variant(a, name: str, flags: list[str], scratch: bool = False) -> dict:
             raise SystemExit(f"{name} failed:\n{res.stderr[-3000:]}")
         print(f"{name}: {time.perf_counter() - t0:.0f} s", flush=True)
     return json.loads(report.read_text())
-
-
-def median_epoch(model: dict) -> float:
-    secs = sorted(e["seconds"] for e in model["epochs"])
-    return secs[len(secs) // 2]
 
 
 def main() -> int:

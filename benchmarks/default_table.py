@@ -35,7 +35,7 @@ def _artifact(run: dict, role: str, fmt: str) -> dict | None:
                  if r["role"] == role and r["format"] == fmt), None)
 
 
-def _epoch_seconds(model: dict) -> float | None:
+def median_epoch(model: dict) -> float | None:
     secs = sorted(e["seconds"] for e in model.get("epochs", []))
     return secs[len(secs) // 2] if secs else None  # median: the first epoch includes tracing
 
@@ -55,7 +55,7 @@ def model_rows(preset: str, run: dict) -> list[str]:
         if m is None:
             continue
         f32, i8 = _artifact(run, role, "tflite_fp32"), _artifact(run, role, "tflite_int8")
-        spe = _epoch_seconds(m)
+        spe = median_epoch(m)
         rows.append(f"| {preset} | {label} | {m['params']:,} | {m['macs'] / 1e6:.2f} M "
                     f"| {_pct(m['accuracy'])} | {_pct(i8 and i8['accuracy'])} "
                     f"| {len(m.get('epochs', []))} | {'-' if spe is None else f'{spe:.0f}'} "
@@ -69,7 +69,7 @@ def stage_rows(preset: str, run: dict) -> str:
     phase = {role: sum(e["seconds"] for e in models[role].get("epochs", []))
              for role, _ in ROLES if role in models}
     cache = t.get("teacher_cache_seconds") or 0.0
-    d, s = _epoch_seconds(models["student"]), _epoch_seconds(models.get("student_scratch", {}))
+    d, s = median_epoch(models["student"]), median_epoch(models.get("student_scratch", {}))
     ratio = f"{d / s:.2f}" if d and s else "-"
     export = run["stages"].get("export_seconds")
     bench = run["bench"].get("seconds")

@@ -43,11 +43,11 @@ def save(preset: str, folder: Path) -> None:
 
 
 def render(preset: str) -> str:
-    from bench.report import table
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from seed_table import table as train_table
     if preset == "default":
         return render_default()
+    from bench.report import table
+    from seed_table import table as train_table
     train = json.loads((RESULTS / preset / "train_report.json").read_text())
     bench = json.loads((RESULTS / preset / "bench.json").read_text())
     m = bench["machine"]

@@ -105,7 +105,7 @@ def _phase(role: str, cfg, ds, work: Path, verbose: int, make, teacher, epochs: 
         return optimize.load(saved, role), log
     keras.utils.set_random_seed(cfg.seed + 2)
     model = make()
-    data = train_ds["plain" if teacher is None else "distill"]
+    data = train_ds.plain if teacher is None else train_ds.distill()
     trainer = _trainer(cfg, ds, model, teacher, _optimizer(cfg, lr, epochs, data, schedule))
     log = run_phase(role, trainer, data, epochs, work, verbose, list(callbacks), chief=chief)
     model = finish(model)
@@ -155,9 +155,6 @@ class StudentData:
         self.cfg, self.pre, self.teacher, self.plain = cfg, pre, teacher, plain
         self.x, self.y = x_tr, y_tr
         self._views, self.cache_seconds = None, None
-
-    def __getitem__(self, use: str):
-        return self.plain if use == "plain" else self.distill()
 
     def distill(self):
         cfg = self.cfg
