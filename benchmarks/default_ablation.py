@@ -47,8 +47,8 @@ def run_variant(a, name: str, flags: list[str], scratch: bool = False) -> dict:
     if not report.is_file():
         cmd = [sys.executable, "-m", "distill", "--preset", "default", "--data", a.data,
                "--teacher", a.teacher, "--train-subset", str(a.subset), "--epochs",
-               str(a.epochs), "--out", str(out), "--quiet", *([] if scratch else ["--no-scratch"]),
-               *flags]
+               str(a.epochs), "--out", str(out), "--quiet",
+               "--scratch" if scratch else "--no-scratch", *flags]
         t0 = time.perf_counter()
         res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
         if res.returncode != 0:

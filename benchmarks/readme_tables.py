@@ -37,9 +37,13 @@ def save(preset: str, folder: Path) -> None:
             lat.pop("samples_ns", None)
     (dest / "bench.json").write_text(json.dumps(bench, indent=1) + "\n")
     (dest / "report.md").write_text((folder / "report.md").read_text())
-    manifest = json.loads((folder / "manifest.json").read_text())
-    (dest / "stages.json").write_text(json.dumps(
-        {"export_seconds": manifest.get("export_seconds")}) + "\n")
+    pipeline = folder / "edge_model_stages.json"  # benchmarks/add_scratch.py: before re-export
+    if pipeline.is_file():
+        stages = json.loads(pipeline.read_text())
+    else:
+        manifest = json.loads((folder / "manifest.json").read_text())
+        stages = {"export_seconds": manifest.get("export_seconds")}
+    (dest / "stages.json").write_text(json.dumps(stages) + "\n")
 
 
 def render(preset: str) -> str:

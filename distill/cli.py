@@ -35,6 +35,8 @@ def parser() -> OneLineParser:
     p.add_argument("--seed", type=int)
     p.add_argument("--no-scratch", dest="scratch", action="store_const", const=False,
                    help="skip the from-scratch baseline student")
+    p.add_argument("--scratch", dest="scratch", action="store_const", const=True,
+                   help="also train the from-scratch baseline (the default preset skips it)")
     p.add_argument("--qat", dest="qat_epochs", action="store_const", const=2,
                    help="also distill a quantization-aware student (2 epochs after the float one)")
     p.add_argument("--qat-epochs", type=int, help="quantization-aware epochs (implies --qat)")

@@ -7,6 +7,7 @@ import json
 import shutil
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -238,3 +239,48 @@ def _write(work: Path, ds: DataSet, teacher, x_calib, report: dict) -> None:
     write_json(work / "preprocessing.json", report["preprocessing"])
     write_json(work / "train_report.json", report)
     shutil.rmtree(work / "_checkpoints", ignore_errors=True)
+
+
+def add_scratch(out: str | Path, verbose: int | None = None) -> dict:
+    """Train the from-scratch baseline of a finished run and add it to its folder:
+    the same config, student init and recipe, no teacher. For presets that skip
+    it (default), so `make edge-model` stays a deployment run and benchmarks add
+    the baseline after it. Returns the updated train_report."""
+    out = Path(out).resolve()
+    report_file = out / "train_report.json"
+    if not report_file.is_file() or not (out / "config.json").is_file():
+        raise EdgekdError(f"{out} is not a finished distill run (no train_report.json or "
+                          "config.json): run python -m distill first")
+    report = json.loads(report_file.read_text())
+    if "student_scratch" in report["models"]:
+        raise EdgekdError(f"{out} already has a scratch baseline (student_scratch)")
+    cfg = replace(DistillConfig.from_dict(json.loads((out / "config.json").read_text())),
+                  scratch=True, strategy="default")
+    verbose = verbose if verbose is not None else (1 if sys.stdout.isatty() else 2)
+    t0 = time.perf_counter()
+    ds = load_dataset(cfg.data, cfg.image_size, cfg.val_split, cfg.seed)
+    (x_tr, y_tr), _ = _split(ds, cfg)
+    plain = make_dataset(x_tr, y_tr, ds.preprocessing, cfg.batch_size, True, cfg.seed,
+                         cfg.augment)
+    work = out.parent / f"{out.name}.scratch.partial"  # checkpoints: an interrupted run resumes
+    work.mkdir(exist_ok=True)
+    init = _student_init(cfg, ds)
+
+    def fresh():
+        model = keras.models.clone_model(init)
+        model.set_weights(init.get_weights())
+        return model
+    model, log = _phase("student_scratch", cfg, ds, work, verbose, fresh, None, cfg.epochs,
+                        cfg.learning_rate, StudentData(cfg, ds.preprocessing, None, plain,
+                                                       x_tr, y_tr))
+    record = _model_record(model, ds, {"trained": True, "epochs": log})
+    name = optimize.model_file("student_scratch")
+    shutil.copy2(work / name, out / f".{name}.tmp")
+    (out / f".{name}.tmp").replace(out / name)
+    report["models"]["student_scratch"] = record
+    report["distillation_gain"] = round(report["models"]["student"]["accuracy"]
+                                        - record["accuracy"], 4)
+    report["scratch_seconds"] = round(time.perf_counter() - t0, 1)  # not in total_seconds
+    write_json(report_file, report)
+    shutil.rmtree(work, ignore_errors=True)
+    return report

@@ -38,3 +38,29 @@ def test_document_ratios_and_speedup():
     # the seed teacher's fp32 p50 (2.0 ms) over the default int8 student's (0.1 ms)
     assert "20.0x faster" in text
     assert "| default | distilled student | 1,000 | 2.00 M | 85.00 % | 84.00 % | 3 | 6 |" in text
+
+
+def test_baseline_added_after_the_pipeline_is_not_in_its_total():
+    """stages.json from benchmarks/add_scratch.py: the pipeline's own distill,
+    export and bench seconds; the scratch phase is shown, marked, not summed."""
+    acc = {"teacher": 0.9, "student": 0.85, "student_scratch": 0.8}
+    run = _run(acc, {"teacher": [60, 60], "student": [6, 6, 6], "student_scratch": [5, 5, 5]},
+               {("teacher", "tflite_fp32"): 1.0, ("student", "tflite_int8"): 0.1}, 30.0)
+    run["stages"] = {"distill_seconds": 300.0, "export_seconds": 30.0, "bench_seconds": 90.0}
+    row = default_table.stage_rows("default", run)
+    # teacher 120 s = 2.0 min, cache 0.5, student 0.3, scratch 0.25 (after),
+    # pipeline 300 + 30 + 90 = 420 s = 7.0 min (the report's 600 s and bench's 120 s unused)
+    assert row == "| default | 2.0 | 0.5 | 0.3 | 0.2 (after) | 5.0 | 0.5 | 1.5 | 7.0 | 1.20 |"
+
+
+def test_add_scratch_needs_a_finished_pipeline(tmp_path):
+    """benchmarks/add_scratch.py on a folder that was never exported: one line, exit 2."""
+    import subprocess
+    (tmp_path / "train_report.json").write_text('{"total_seconds": 1.0}')
+    res = subprocess.run([sys.executable, str(Path(default_table.__file__).with_name(
+        "add_scratch.py")), str(tmp_path)], capture_output=True, text=True)
+    assert res.returncode == 2
+    assert res.stderr.strip().splitlines() == [
+        f"add_scratch: error: {tmp_path / 'manifest.json'} is missing: run make edge-model "
+        "(distill, export, bench) on this folder first"]
+    assert not (tmp_path / "edge_model_stages.json").exists()

@@ -106,3 +106,45 @@ def test_teacher_with_wrong_input_shape(tmp_path, tiny_artifacts):
     assert proc.returncode == 2
     assert "teacher model expects inputs (28, 28, 1), but the data is (12, 12, 3)" in error_lines(proc)[0]
     assert not (tmp_path / "a").exists()
+
+
+def test_add_scratch_after_the_run_matches_the_in_run_baseline(tmp_path, tiny_artifacts):
+    """benchmarks/add_scratch.py trains the baseline after a run that skipped it:
+    same config, init and recipe as the baseline trained inside the run
+    (tiny_artifacts has one), reproducible; teacher and student stay untouched."""
+    import shutil
+    from distill.run import add_scratch
+    from edgekd.errors import EdgekdError
+
+    def without_scratch(name):
+        folder = tmp_path / name
+        shutil.copytree(tiny_artifacts, folder)
+        (folder / "student_scratch.keras").unlink()
+        report = json.loads((folder / "train_report.json").read_text())
+        in_run = report["models"].pop("student_scratch")
+        report.pop("distillation_gain")
+        (folder / "train_report.json").write_text(json.dumps(report))
+        return folder, report, in_run
+    folder, report, in_run = without_scratch("run")
+    before = {n: (folder / n).read_bytes() for n in ("teacher.keras", "student.keras")}
+
+    added = add_scratch(folder, verbose=0)
+    m = added["models"]["student_scratch"]
+    # Same seeds, but the in-run baseline's shuffle order follows 4 earlier epochs
+    # over the same dataset: equal up to 2-epoch noise (stated: 5 points).
+    assert m["accuracy"] == pytest.approx(in_run["accuracy"], abs=0.05)
+    again = add_scratch(without_scratch("again")[0], verbose=0)
+    assert again["models"]["student_scratch"]["accuracy"] == m["accuracy"]  # reproducible
+    assert len(m["epochs"]) == 2
+    assert added["distillation_gain"] == pytest.approx(
+        added["models"]["student"]["accuracy"] - m["accuracy"], abs=1e-4)
+    assert added["total_seconds"] == report["total_seconds"]  # the pipeline's, unchanged
+    assert added["scratch_seconds"] > 0
+    assert json.loads((folder / "train_report.json").read_text()) == added
+    assert {n: (folder / n).read_bytes() for n in before} == before
+    assert {p.name for p in folder.iterdir()} == EXPECTED  # no temp or .partial left
+    assert not (tmp_path / "run.scratch.partial").exists()
+    with pytest.raises(EdgekdError, match="already has a scratch baseline"):
+        add_scratch(folder, verbose=0)
+    with pytest.raises(EdgekdError, match="not a finished distill run"):
+        add_scratch(tmp_path, verbose=0)
