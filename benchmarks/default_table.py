@@ -86,40 +86,53 @@ def stage_rows(preset: str, run: dict) -> str:
             f"| {'-' if bench is None else f'{bench / 60:.1f}'} | {total / 60:.1f} | {ratio} |")
 
 
-def document(seed: dict, default: dict) -> str:
+def _config_line(label: str, cfg: dict) -> str:
+    return (f"{label}: teacher {cfg['teacher_arch']} {cfg['teacher_epochs']} epochs, student "
+            f"{cfg['student_arch']} {cfg['epochs']} epochs, batch {cfg['batch_size']}, "
+            f"{cfg['optimizer']} lr {cfg['learning_rate']} {cfg['schedule']}, weight decay "
+            f"{cfg['weight_decay']}, augment {cfg['augment']}, T {cfg['temperature']}, alpha "
+            f"{cfg['alpha']}, teacher cache views {cfg['teacher_cache_views']}.")
+
+
+def document(seed: dict, default: dict, earlier: dict | None = None) -> str:
+    """`earlier`: a previous default-preset run (benchmarks/results/default_v1/),
+    kept as rows labelled "default v1" so that its numbers stay comparable."""
     mach, v = default["train"]["machine"], default["train"]["versions"]
     teacher_f32 = _artifact(seed, "teacher", "tflite_fp32")
     best = _artifact(default, "student", "tflite_int8")
     speedup = (teacher_f32["latency"]["1"]["p50_ms"] / best["latency"]["1"]["p50_ms"]
                if teacher_f32 and best else None)
-    cfg = default["train"]["config"]
+    v1 = [("default v1", earlier)] if earlier else []
     return "\n".join([
         "# The default preset beside the seed preset (CIFAR-10, JPEG copy)", "",
         f"Machine: {mach['cpu']}, {mach['cores']} cores. Versions: tensorflow "
         f"{v.get('tensorflow')}, tf-keras {v.get('tf-keras')}, ai-edge-litert "
-        f"{v.get('ai-edge-litert')}. Default config: teacher {cfg['teacher_arch']} "
-        f"{cfg['teacher_epochs']} epochs, student {cfg['student_arch']} {cfg['epochs']} epochs, "
-        f"batch {cfg['batch_size']}, {cfg['optimizer']} lr {cfg['learning_rate']} "
-        f"{cfg['schedule']}, weight decay {cfg['weight_decay']}, augment {cfg['augment']}, "
-        f"T {cfg['temperature']}, alpha {cfg['alpha']}, teacher cache views "
-        f"{cfg['teacher_cache_views']}.", "",
+        f"{v.get('ai-edge-litert')}. "
+        + " ".join(_config_line(f"Config of {label}", run["train"]["config"])
+                   for label, run in [("default", default), *v1]), "",
         "| preset | model | params | MACs | float top-1 (Keras) | int8 top-1 (TFLite) | epochs "
         "| s/epoch (median) | TFLite fp32 p50 ms | TFLite int8 p50 ms |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-        *model_rows("seed", seed), *model_rows("default", default), "",
+        *model_rows("seed", seed), *(r for label, run in v1 for r in model_rows(label, run)),
+        *model_rows("default", default), "",
         "Wall time per stage, minutes (distill stage = teacher + cache + student + scratch "
         "+ data and evaluation; \"(after)\": the baseline was trained after the timed "
         "pipeline, by benchmarks/add_scratch.py, and is not in its stages or total):", "",
         "| preset | teacher | teacher cache | distill student | scratch student | distill stage "
         "| export | bench | edge-model total | distill/plain epoch |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-        stage_rows("seed", seed), stage_rows("default", default), "",
+        stage_rows("seed", seed), *(stage_rows(label, run) for label, run in v1),
+        stage_rows("default", default), "",
         f"Default int8 student vs the tutorial teacher's fp32 TFLite (p50, batch 1, 1 thread): "
         f"{'-' if speedup is None else f'{speedup:.1f}x'} faster.", ""])
 
 
+def load_earlier() -> dict | None:
+    return load("default_v1") if (RESULTS / "default_v1").is_dir() else None
+
+
 def main() -> int:
-    text = document(load("seed"), load("default"))
+    text = document(load("seed"), load("default"), load_earlier())
     (ROOT / "benchmarks" / "default_table.md").write_text(text)
     print(text)
     return 0

@@ -64,3 +64,20 @@ def test_add_scratch_needs_a_finished_pipeline(tmp_path):
         f"add_scratch: error: {tmp_path / 'manifest.json'} is missing: run make edge-model "
         "(distill, export, bench) on this folder first"]
     assert not (tmp_path / "edge_model_stages.json").exists()
+
+
+def test_an_earlier_default_run_keeps_its_rows():
+    acc = {"teacher": 0.9, "student": 0.85, "student_scratch": 0.8}
+    epochs = {"teacher": [10, 10], "student": [9, 5, 5], "student_scratch": [4, 4, 4]}
+    p50 = {("teacher", "tflite_fp32"): 2.0, ("student", "tflite_int8"): 0.5}
+    seed, default = _run(acc, epochs, p50, None), _run(acc, epochs, p50, None)
+    earlier = _run({"teacher": 0.7, "student": 0.75, "student_scratch": 0.8}, epochs, p50, None)
+    text = default_table.document(seed, default, earlier)
+    lines = text.splitlines()
+    v1 = [i for i, line in enumerate(lines) if line.startswith("| default v1 |")]
+    now = [i for i, line in enumerate(lines) if line.startswith("| default |")]
+    assert len(v1) == 4 and len(now) == 4  # 3 models + 1 stage row each
+    assert v1[0] < now[0]  # the earlier run first, below the seed rows
+    assert "| default v1 | teacher | 1,000 | 2.00 M | 70.00 % | - |" in text  # no int8 artifact
+    assert "Config of default v1: teacher t 2 epochs" in text
+    assert "default v1" not in default_table.document(seed, default)
