@@ -81,6 +81,15 @@ def _student_init(cfg, ds) -> keras.Model:
     return models.build(cfg.student_arch, pre.input_shape, n)
 
 
+def _copies_of(init: keras.Model):
+    """A maker of fresh copies of `init` (same weights): every student phase starts alike."""
+    def fresh() -> keras.Model:
+        model = keras.models.clone_model(init)
+        model.set_weights(init.get_weights())
+        return model
+    return fresh
+
+
 def _optimizer(cfg, lr: float, epochs: int, train_ds, schedule: str | None = None):
     steps = int(train_ds.cardinality())
     return make_optimizer(cfg.optimizer, lr, schedule or cfg.schedule, cfg.weight_decay,
@@ -117,11 +126,7 @@ def _phase(role: str, cfg, ds, work: Path, verbose: int, make, teacher, epochs: 
 def _students(cfg, ds, teacher, train_ds, work: Path, verbose: int, n_train: int, chief: bool):
     """Distilled student, and optionally: the same student (same init) from scratch,
     a pruned distilled student, and quantization-aware versions of both."""
-    init = _student_init(cfg, ds)
-    def fresh():
-        model = keras.models.clone_model(init)
-        model.set_weights(init.get_weights())
-        return model
+    fresh = _copies_of(_student_init(cfg, ds))
     lr, qat_lr = cfg.learning_rate, cfg.qat_learning_rate or cfg.learning_rate / 10
     common = dict(cfg=cfg, ds=ds, work=work, verbose=verbose, train_ds=train_ds, chief=chief)
     out = {"student": _phase("student", make=fresh, teacher=teacher, epochs=cfg.epochs, lr=lr,
@@ -264,13 +269,8 @@ def add_scratch(out: str | Path, verbose: int | None = None) -> dict:
                          cfg.augment)
     work = out.parent / f"{out.name}.scratch.partial"  # checkpoints: an interrupted run resumes
     work.mkdir(exist_ok=True)
-    init = _student_init(cfg, ds)
-
-    def fresh():
-        model = keras.models.clone_model(init)
-        model.set_weights(init.get_weights())
-        return model
-    model, log = _phase("student_scratch", cfg, ds, work, verbose, fresh, None, cfg.epochs,
+    model, log = _phase("student_scratch", cfg, ds, work, verbose,
+                        _copies_of(_student_init(cfg, ds)), None, cfg.epochs,
                         cfg.learning_rate, StudentData(cfg, ds.preprocessing, None, plain,
                                                        x_tr, y_tr))
     record = _model_record(model, ds, {"trained": True, "epochs": log})
