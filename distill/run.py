@@ -52,6 +52,15 @@ def _split(ds: DataSet, cfg: DistillConfig):
     return (ds.x_train[train_idx], ds.y_train[train_idx]), ds.x_train[calib_idx]
 
 
+def _training_data(cfg: DistillConfig, ds: DataSet):
+    """(x, y) of the training subset, the calibration images, and the shuffled
+    (augmented) training dataset, sharded for the strategy in scope."""
+    (x_tr, y_tr), x_calib = _split(ds, cfg)
+    train_ds = shard_by_data(make_dataset(x_tr, y_tr, ds.preprocessing, cfg.batch_size, True,
+                                          cfg.seed, cfg.augment))
+    return (x_tr, y_tr), x_calib, train_ds
+
+
 def _teacher(cfg, ds, train_ds, work: Path, verbose: int,
              chief: bool = True) -> tuple[keras.Model, dict]:
     pre, n = ds.preprocessing, len(ds.labels)
@@ -215,9 +224,7 @@ def run(cfg: DistillConfig, out: str | Path, verbose: int | None = None) -> dict
 def _train(cfg, ds, work: Path, verbose: int, chief: bool):
     """All training and evaluation (inside the strategy's scope)."""
     pre = ds.preprocessing
-    (x_tr, y_tr), x_calib = _split(ds, cfg)
-    train_ds = shard_by_data(make_dataset(x_tr, y_tr, pre, cfg.batch_size, True, cfg.seed,
-                                          cfg.augment))
+    (x_tr, y_tr), x_calib, train_ds = _training_data(cfg, ds)
     teacher, t_info = _teacher(cfg, ds, train_ds, work, verbose, chief)
     data = StudentData(cfg, pre, teacher, train_ds, x_tr, y_tr)
     students = _students(cfg, ds, teacher, data, work, verbose, len(x_tr), chief)
@@ -264,9 +271,7 @@ def add_scratch(out: str | Path, verbose: int | None = None) -> dict:
     verbose = verbose if verbose is not None else (1 if sys.stdout.isatty() else 2)
     t0 = time.perf_counter()
     ds = load_dataset(cfg.data, cfg.image_size, cfg.val_split, cfg.seed)
-    (x_tr, y_tr), _ = _split(ds, cfg)
-    plain = make_dataset(x_tr, y_tr, ds.preprocessing, cfg.batch_size, True, cfg.seed,
-                         cfg.augment)
+    (x_tr, y_tr), _, plain = _training_data(cfg, ds)
     work = out.parent / f"{out.name}.scratch.partial"  # checkpoints: an interrupted run resumes
     work.mkdir(exist_ok=True)
     model, log = _phase("student_scratch", cfg, ds, work, verbose,
