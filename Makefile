@@ -20,7 +20,7 @@ DISTILL_ARGS ?=
 distill_flags = --data "$(DATA)" --preset $(PRESET) --out "$(OUT)" $(if $(TEACHER),--teacher "$(TEACHER)") $(DISTILL_ARGS)
 format_flags  = $(if $(FORMATS),--formats $(FORMATS))
 
-.PHONY: help venv edge-model distill distill-multiworker export bench report test test-all test-arm bench-seed bench-default bench-ablation bench-multiworker bench-overhead clean
+.PHONY: help venv edge-model distill distill-multiworker export bench report test test-all test-arm bench-seed bench-default bench-latency bench-zoo bench-ablation bench-multiworker bench-overhead clean
 
 help:
 	@echo "make edge-model DATA=... PRESET=seed|quick|default OUT=artifacts   distill + export + bench"
@@ -92,6 +92,16 @@ bench-default: $(STAMP)
 # with the default run's teacher): benchmarks/default_ablation.md.
 bench-ablation: $(STAMP)
 	$(PY) benchmarks/default_ablation.py --data "$(DATA)" --teacher "$(OUT)-default/teacher.keras"
+
+# The latency student (edge_res_lite) distilled from the default run's teacher,
+# then its int8 against the tutorial teacher's fp32: benchmarks/latency_vs_seed.md.
+bench-latency: $(STAMP)
+	$(MAKE) edge-model PRESET=default OUT="$(OUT)-lite" DATA="$(DATA)" TEACHER="$(OUT)-default/teacher.keras" DISTILL_ARGS="--student-arch edge_res_lite" THREADS=1
+	$(PY) benchmarks/latency_vs_seed.py --tflite "edge_res_lite int8, trained=$(OUT)-lite/student_int8.tflite"
+
+# Training and inference img/s of the zoo, with and without XLA: benchmarks/zoo_throughput.md.
+bench-zoo: $(STAMP)
+	$(PY) benchmarks/zoo_throughput.py
 
 # 1 process vs WORKERS local workers: benchmarks/multiworker.md.
 bench-multiworker: $(STAMP)

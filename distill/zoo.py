@@ -9,7 +9,7 @@ and 4x4. Measured on the 2-core dev machine (batch 128, tf_keras CPU):
 residual blocks train ~1.8x faster per MAC than depthwise-separable ones
 (TF's depthwise back-prop is slow on CPU), and XLA (`jit_compile`) made the
 depthwise model 4x slower and the residual one only ~10 % faster, so neither
-is used. The numbers are in benchmarks/default_zoo.md.
+is used. The numbers are in benchmarks/zoo_throughput.md.
 """
 
 from __future__ import annotations
@@ -76,6 +76,14 @@ def edge_res(input_shape, num_classes: int) -> keras.Model:
     return resnet("edge_res", (24, 64, 128), input_shape, num_classes, stem_stride=2)
 
 
+def edge_res_lite(input_shape, num_classes: int) -> keras.Model:
+    """The latency student: widths 16-48-128, ~0.25M params and 6.45M MACs, so its
+    int8 TFLite is >= 10x faster than the tutorial teacher's fp32 on a 1-thread x86
+    (benchmarks/latency_vs_seed.md). It keeps edge_res's 128-wide last stage, where
+    the parameters are, and thins the two higher-resolution stages, where the MACs are."""
+    return resnet("edge_res_lite", (16, 48, 128), input_shape, num_classes, stem_stride=2)
+
+
 def edge_res_small(input_shape, num_classes: int) -> keras.Model:
     """Half the default student's width at the two low-resolution stages."""
     return resnet("edge_res_small", (24, 32, 64), input_shape, num_classes, stem_stride=2)
@@ -101,5 +109,5 @@ def edge_res_wide(input_shape, num_classes: int) -> keras.Model:
     return resnet("edge_res_wide", (64, 128, 256), input_shape, num_classes, stem_stride=2)
 
 
-ZOO = {"edge_res": edge_res, "edge_res_small": edge_res_small, "edge_sep": edge_sep,
+ZOO = {"edge_res": edge_res, "edge_res_lite": edge_res_lite, "edge_res_small": edge_res_small, "edge_sep": edge_sep,
        "edge_teacher": edge_teacher, "edge_res_wide": edge_res_wide}

@@ -28,11 +28,20 @@ def test_default_student_macs_by_hand_and_within_the_tutorial_budget():
     assert student.count_params() <= SEED_STUDENT[0] and expected <= SEED_STUDENT[1]
 
 
-@pytest.mark.parametrize("name", ["edge_res", "edge_res_small", "edge_sep"])
+@pytest.mark.parametrize("name", ["edge_res", "edge_res_lite", "edge_res_small", "edge_sep"])
 def test_zoo_students_fit_the_budget_and_have_batch_norm(name):
     m = models.build(name, (32, 32, 3), 10)
     assert m.count_params() <= SEED_STUDENT[0] and models.count_macs(m) <= SEED_STUDENT[1]
     assert any(isinstance(l, keras.layers.BatchNormalization) for l in m.layers)
+
+
+def test_latency_student_macs_by_hand():
+    # edge_res_lite: the default student's layout at widths 16-48-128 (as above)
+    expected = (16 * 16 * 27 * 16 + 2 * 16 * 16 * 144 * 16
+                + 8 * 8 * 144 * 48 + 8 * 8 * 432 * 48 + 8 * 8 * 16 * 48
+                + 4 * 4 * 432 * 128 + 4 * 4 * 1152 * 128 + 4 * 4 * 48 * 128 + 128 * 10)
+    m = models.build("edge_res_lite", (32, 32, 3), 10)
+    assert models.count_macs(m) == expected == 6_452_480
 
 
 def test_default_teacher_is_the_student_4x_wider():
