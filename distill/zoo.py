@@ -5,11 +5,11 @@ The student budget is the tutorial student's: at most 313,354 parameters and
 at most its 10.04M multiply-accumulates per 32x32 image. Parameters are cheap
 at low resolution and MACs are cheap at high resolution, so the residual
 students take a stride-2 stem (32x32 -> 16x16) and spend their width at 8x8
-and 4x4. Measured on the 2-core dev machine (batch 128, tf_keras CPU):
-residual blocks train ~1.8x faster per MAC than depthwise-separable ones
-(TF's depthwise back-prop is slow on CPU), and XLA (`jit_compile`) made the
-depthwise model 4x slower and the residual one only ~10 % faster, so neither
-is used. The numbers are in benchmarks/zoo_throughput.md.
+and 4x4. Measured on the 2-core dev machine (batch 128, tf_keras CPU,
+benchmarks/zoo_throughput.md): residual blocks train faster per MAC than
+depthwise-separable ones (TF's depthwise back-prop is slow on CPU), and XLA
+(`jit_compile`) makes the depthwise model ~8x slower but the residual ones
+1.1-1.5x faster (the wide teacher 1.5x); the pipeline does not use XLA yet.
 """
 
 from __future__ import annotations
