@@ -109,5 +109,5 @@ def edge_res_wide(input_shape, num_classes: int) -> keras.Model:
     return resnet("edge_res_wide", (64, 128, 256), input_shape, num_classes, stem_stride=2)
 
 
-ZOO = {"edge_res": edge_res, "edge_res_lite": edge_res_lite, "edge_res_small": edge_res_small, "edge_sep": edge_sep,
-       "edge_teacher": edge_teacher, "edge_res_wide": edge_res_wide}
+ZOO = {"edge_res": edge_res, "edge_res_lite": edge_res_lite, "edge_res_small": edge_res_small,
+       "edge_sep": edge_sep, "edge_teacher": edge_teacher, "edge_res_wide": edge_res_wide}
