@@ -24,8 +24,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 SHAPE, BATCH = (32, 32, 3), 128
-MODELS = ("edge_res", "edge_res_lite", "edge_res_small", "edge_sep", "edge_res_wide",
-          "edge_teacher")
 
 
 def images_per_second(step, seconds: float, warmup: int = 3) -> float:
@@ -77,12 +75,13 @@ def document(rows: list[dict], seconds: float) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", default=",".join(MODELS))
+    p.add_argument("--models", help="comma-separated builder names (default: the whole zoo)")
     p.add_argument("--seconds", type=float, default=15.0)
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "zoo_throughput.md")
     a = p.parse_args(argv)
+    from distill.zoo import ZOO
     rows = []
-    for name in a.models.split(","):
+    for name in a.models.split(",") if a.models else ZOO:
         for jit in (False, True):
             rows.append(measure(name, jit, a.seconds))
             print(rows[-1], flush=True)
