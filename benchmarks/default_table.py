@@ -19,6 +19,9 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 ROLES = (("teacher", "teacher"), ("student", "distilled student"),
          ("student_scratch", "student from scratch"))
+# Earlier default-preset runs kept beside the current one (label, results folder),
+# oldest first: v1 had a weaker teacher; d2 is today's recipe without XLA.
+EARLIER = (("default v1", "default_v1"), ("default d2, no XLA", "default_d2"))
 
 
 def load(preset: str) -> dict:
@@ -78,10 +81,11 @@ def stage_rows(preset: str, run: dict) -> str:
     export = stages.get("export_seconds")
     bench = stages.get("bench_seconds", run["bench"].get("seconds"))
     total = distill + (export or 0) + (bench or 0)
-    scratch = phase.get("student_scratch", 0) / 60
     after = "distill_seconds" in stages and "student_scratch" in phase
+    scratch = (f"{phase['student_scratch'] / 60:.1f}{' (after)' if after else ''}"
+               if "student_scratch" in phase else "-")
     return (f"| {preset} | {phase.get('teacher', 0) / 60:.1f} | {cache / 60:.1f} "
-            f"| {phase.get('student', 0) / 60:.1f} | {scratch:.1f}{' (after)' if after else ''} "
+            f"| {phase.get('student', 0) / 60:.1f} | {scratch} "
             f"| {distill / 60:.1f} | {'-' if export is None else f'{export / 60:.1f}'} "
             f"| {'-' if bench is None else f'{bench / 60:.1f}'} | {total / 60:.1f} | {ratio} |")
 
@@ -91,18 +95,20 @@ def _config_line(label: str, cfg: dict) -> str:
             f"{cfg['student_arch']} {cfg['epochs']} epochs, batch {cfg['batch_size']}, "
             f"{cfg['optimizer']} lr {cfg['learning_rate']} {cfg['schedule']}, weight decay "
             f"{cfg['weight_decay']}, augment {cfg['augment']}, T {cfg['temperature']}, alpha "
-            f"{cfg['alpha']}, teacher cache views {cfg['teacher_cache_views']}.")
+            f"{cfg['alpha']}, teacher cache views {cfg['teacher_cache_views']}, XLA "
+            f"{cfg.get('jit_compile', False)}.")
 
 
-def document(seed: dict, default: dict, earlier: dict | None = None) -> str:
-    """`earlier`: a previous default-preset run (benchmarks/results/default_v1/),
-    kept as rows labelled "default v1" so that its numbers stay comparable."""
+def document(seed: dict, default: dict, earlier: list[tuple[str, dict]] = ()) -> str:
+    """`earlier`: previous default-preset runs as (label, run), e.g. from
+    benchmarks/results/default_v1/, kept as rows under their labels so that
+    their numbers stay comparable."""
     mach, v = default["train"]["machine"], default["train"]["versions"]
     teacher_f32 = _artifact(seed, "teacher", "tflite_fp32")
     best = _artifact(default, "student", "tflite_int8")
     speedup = (teacher_f32["latency"]["1"]["p50_ms"] / best["latency"]["1"]["p50_ms"]
                if teacher_f32 and best else None)
-    v1 = [("default v1", earlier)] if earlier else []
+    v1 = list(earlier)
     return "\n".join([
         "# The default preset beside the seed preset (CIFAR-10, JPEG copy)", "",
         f"Machine: {mach['cpu']}, {mach['cores']} cores. Versions: tensorflow "
@@ -127,8 +133,8 @@ def document(seed: dict, default: dict, earlier: dict | None = None) -> str:
         f"{'-' if speedup is None else f'{speedup:.1f}x'} faster.", ""])
 
 
-def load_earlier() -> dict | None:
-    return load("default_v1") if (RESULTS / "default_v1").is_dir() else None
+def load_earlier() -> list[tuple[str, dict]]:
+    return [(label, load(name)) for label, name in EARLIER if (RESULTS / name).is_dir()]
 
 
 def main() -> int:

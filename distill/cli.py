@@ -53,6 +53,9 @@ def parser() -> OneLineParser:
                    "augmented views per image (0: run the teacher every step)")
     p.add_argument("--strategy", help="default | mirrored (GPUs of one machine) | multiworker "
                    "(TF_CONFIG; see python -m distill.launch); --batch-size is the global batch")
+    p.add_argument("--jit-compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="XLA-compile the training steps (default preset: on; slower for "
+                   "depthwise students such as edge_sep)")
     p.add_argument("--quiet", action="store_true", help="no per-batch progress bars")
     return p
 

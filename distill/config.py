@@ -41,6 +41,10 @@ class DistillConfig:
     augment: bool = False  # random 4-pixel-padded crops and flips
     teacher_cache_views: int = 0  # > 0: V cached augmented views with teacher logits
     strategy: str = "default"  # default | mirrored | multiworker (tf.distribute)
+    # XLA for the training steps (teacher, student). Measured in a real fit() on
+    # this CPU (benchmarks/zoo_throughput.md): wide teacher 1.21x, edge_res 1.16x;
+    # but edge_sep (depthwise) 8x slower, so it is a per-preset choice.
+    jit_compile: bool = False
 
     def __post_init__(self) -> None:
         if not self.temperature > 0:
@@ -104,7 +108,7 @@ PRESETS: dict[str, DistillConfig] = {
         SEED, preset="default", teacher_arch="edge_res_wide", student_arch="edge_res",
         teacher_epochs=16, epochs=30, scratch=False, batch_size=128, learning_rate=0.1,
         optimizer="sgd", schedule="onecycle", warmup_epochs=1.0, weight_decay=5e-3,
-        augment=True, temperature=4.0, alpha=0.1, teacher_cache_views=5),
+        augment=True, temperature=4.0, alpha=0.1, teacher_cache_views=5, jit_compile=True),
 }
 
 

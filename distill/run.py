@@ -74,7 +74,8 @@ def _teacher(cfg, ds, train_ds, work: Path, verbose: int,
         return models.load_model(saved, "teacher"), {"trained": True, "epochs": log}
     keras.utils.set_random_seed(cfg.seed)
     teacher = compile_classifier(models.build(cfg.teacher_arch, pre.input_shape, n),
-                                 _optimizer(cfg, cfg.learning_rate, cfg.teacher_epochs, train_ds))
+                                 _optimizer(cfg, cfg.learning_rate, cfg.teacher_epochs, train_ds),
+                                 cfg.jit_compile)
     log = run_phase("teacher", teacher, train_ds, cfg.teacher_epochs, work, verbose, chief=chief)
     save_model(teacher, saved, chief, lambda m, p: m.save(p))
     return teacher, {"trained": True, "epochs": log}
@@ -108,9 +109,9 @@ def _optimizer(cfg, lr: float, epochs: int, train_ds, schedule: str | None = Non
 def _trainer(cfg, ds, model, teacher, optimizer):
     """A Distiller for `model` (teacher given) or a plain classifier (teacher None)."""
     if teacher is None:
-        return compile_classifier(model, optimizer)
+        return compile_classifier(model, optimizer, cfg.jit_compile)
     trainer = Distiller(model, teacher, DistillationLoss(cfg.alpha, cfg.temperature))
-    trainer.compile(optimizer=optimizer)
+    trainer.compile(optimizer=optimizer, jit_compile=cfg.jit_compile)
     trainer(np.zeros((1, *ds.preprocessing.input_shape), np.float32))  # build: resume needs it
     return trainer
 

@@ -115,22 +115,32 @@ def run_phase(name: str, model: keras.Model, train_ds, epochs: int, work: Path,
     if chief:
         ckpt.mkdir(parents=True, exist_ok=True)
     log = EpochLog(ckpt / f"{name}_epochs.json", write=chief)
+    # One iterator for all epochs. Keras re-creates a finite dataset's iterator
+    # each epoch, and destroying the old one (waiting on its tf.data threads)
+    # stalled 10-50 s between many epochs of the default preset here (py-spy:
+    # RootDataset::Iterator::~Iterator in fit's epoch loop, outside the epoch
+    # times). repeat() reshuffles (and redraws cached views) on every pass.
+    steps = int(train_ds.cardinality())
+    per_epoch = {}
+    if steps > 0:
+        train_ds, per_epoch = train_ds.repeat(), {"steps_per_epoch": steps}
     if epochs > 0:
         print(f"[distill] {name}: {epochs} epoch(s)", flush=True)
-        model.fit(train_ds, epochs=epochs, verbose=verbose, callbacks=[
+        model.fit(train_ds, epochs=epochs, verbose=verbose, **per_epoch, callbacks=[
             keras.callbacks.BackupAndRestore(str(ckpt / f"{name}_backup")), log,
             *(callbacks or [])])
     return log.epochs
 
 
-def compile_classifier(model: keras.Model, optimizer) -> keras.Model:
+def compile_classifier(model: keras.Model, optimizer, jit_compile: bool = False) -> keras.Model:
     """Plain cross-entropy training; `optimizer` is a Keras optimizer or a
-    learning rate for Adam (the tutorial's)."""
+    learning rate for Adam (the tutorial's); `jit_compile`: XLA train steps."""
     if isinstance(optimizer, (int, float)):
         optimizer = keras.optimizers.Adam(optimizer)
     model.compile(optimizer=optimizer,
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+                  jit_compile=jit_compile)
     return model
 
 

@@ -72,7 +72,7 @@ def test_an_earlier_default_run_keeps_its_rows():
     p50 = {("teacher", "tflite_fp32"): 2.0, ("student", "tflite_int8"): 0.5}
     seed, default = _run(acc, epochs, p50, None), _run(acc, epochs, p50, None)
     earlier = _run({"teacher": 0.7, "student": 0.75, "student_scratch": 0.8}, epochs, p50, None)
-    text = default_table.document(seed, default, earlier)
+    text = default_table.document(seed, default, [("default v1", earlier)])
     lines = text.splitlines()
     v1 = [i for i, line in enumerate(lines) if line.startswith("| default v1 |")]
     now = [i for i, line in enumerate(lines) if line.startswith("| default |")]

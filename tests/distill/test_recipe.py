@@ -144,9 +144,52 @@ def test_recipe_config_errors(overrides, msg):
 def test_seed_preset_keeps_the_tutorial_recipe():
     seed = PRESETS["seed"]
     assert (seed.optimizer, seed.schedule, seed.weight_decay, seed.augment,
-            seed.teacher_cache_views, seed.strategy) == ("adam", "constant", 0.0, False, 0,
-                                                         "default")
+            seed.teacher_cache_views, seed.strategy, seed.jit_compile) == (
+        "adam", "constant", 0.0, False, 0, "default", False)
     assert (seed.temperature, seed.alpha, seed.epochs, seed.batch_size) == (10.0, 0.1, 5, 32)
+
+
+def test_jit_compile_flag_overrides_the_preset():
+    from distill.cli import parser
+    assert PRESETS["default"].jit_compile is True
+    for argv, want in (([], True), (["--no-jit-compile"], False), (["--jit-compile"], True)):
+        args = vars(parser().parse_args(["--preset", "default", *argv]))
+        assert resolve("default", jit_compile=args["jit_compile"]).jit_compile is want
+    assert resolve("seed", jit_compile=True).jit_compile is True
+
+
+def _three_steps(jit: bool, distill: bool) -> list[np.ndarray]:
+    """Weights after 3 SGD steps from a fixed init on fixed data."""
+    from distill.loss import DistillationLoss
+    from distill.train import Distiller, compile_classifier
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(48, 8, 8, 3)).astype(np.float32)
+    y = rng.integers(0, 4, 48)
+    t_logits = rng.normal(size=(48, 4)).astype(np.float32)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(6, 3),
+                              keras.layers.BatchNormalization(), keras.layers.ReLU(),
+                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(4)])
+    opt = make_optimizer("sgd", 0.05, "constant", 5e-3, 3, 0)
+    if distill:
+        trainer = Distiller(model, keras.models.clone_model(model), DistillationLoss(0.1, 4.0))
+        trainer.compile(optimizer=opt, jit_compile=jit)
+        data = tf.data.Dataset.from_tensor_slices((x, y, t_logits)).batch(16)
+    else:
+        trainer = compile_classifier(model, opt, jit)
+        data = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    trainer.fit(data, epochs=1, verbose=0)
+    return model.get_weights()
+
+
+@pytest.mark.parametrize("distill", [False, True])
+def test_xla_training_steps_match_the_plain_ones(distill):
+    """jit_compile (the default preset) changes speed, not the math: the same
+    three steps, with cached teacher logits or plain labels, give the same weights."""
+    plain, xla = _three_steps(False, distill), _three_steps(True, distill)
+    assert any(np.abs(w).sum() > 0 for w in plain)
+    for a, b in zip(plain, xla):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
 def test_default_recipe_end_to_end_on_fashion_mnist(tmp_path, fashion_available):
