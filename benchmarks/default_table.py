@@ -108,18 +108,17 @@ def document(seed: dict, default: dict, earlier: list[tuple[str, dict]] = ()) ->
     best = _artifact(default, "student", "tflite_int8")
     speedup = (teacher_f32["latency"]["1"]["p50_ms"] / best["latency"]["1"]["p50_ms"]
                if teacher_f32 and best else None)
-    v1 = list(earlier)
     return "\n".join([
         "# The default preset beside the seed preset (CIFAR-10, JPEG copy)", "",
         f"Machine: {mach['cpu']}, {mach['cores']} cores. Versions: tensorflow "
         f"{v.get('tensorflow')}, tf-keras {v.get('tf-keras')}, ai-edge-litert "
         f"{v.get('ai-edge-litert')}. "
         + " ".join(_config_line(f"Config of {label}", run["train"]["config"])
-                   for label, run in [("default", default), *v1]), "",
+                   for label, run in [("default", default), *earlier]), "",
         "| preset | model | params | MACs | float top-1 (Keras) | int8 top-1 (TFLite) | epochs "
         "| s/epoch (median) | TFLite fp32 p50 ms | TFLite int8 p50 ms |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-        *model_rows("seed", seed), *(r for label, run in v1 for r in model_rows(label, run)),
+        *model_rows("seed", seed), *(r for label, run in earlier for r in model_rows(label, run)),
         *model_rows("default", default), "",
         "Wall time per stage, minutes (distill stage = teacher + cache + student + scratch "
         "+ data and evaluation; \"(after)\": the baseline was trained after the timed "
@@ -127,7 +126,7 @@ def document(seed: dict, default: dict, earlier: list[tuple[str, dict]] = ()) ->
         "| preset | teacher | teacher cache | distill student | scratch student | distill stage "
         "| export | bench | edge-model total | distill/plain epoch |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-        stage_rows("seed", seed), *(stage_rows(label, run) for label, run in v1),
+        stage_rows("seed", seed), *(stage_rows(label, run) for label, run in earlier),
         stage_rows("default", default), "",
         f"Default int8 student vs the tutorial teacher's fp32 TFLite (p50, batch 1, 1 thread): "
         f"{'-' if speedup is None else f'{speedup:.1f}x'} faster.", ""])
