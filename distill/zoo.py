@@ -9,7 +9,8 @@ and 4x4. Measured on the 2-core dev machine (batch 128, tf_keras CPU,
 benchmarks/zoo_throughput.md): residual blocks train faster per MAC than
 depthwise-separable ones (TF's depthwise back-prop is slow on CPU), and XLA
 (`jit_compile`) makes the depthwise model ~8x slower but the residual ones
-1.1-1.5x faster (the wide teacher 1.5x); the pipeline does not use XLA yet.
+1.1-1.5x faster (the wide teacher 1.5x). So the default preset trains under
+XLA (DistillConfig.jit_compile) and edge_sep is not a default student.
 """
 
 from __future__ import annotations
