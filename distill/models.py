@@ -111,22 +111,25 @@ def _layer_macs(layer) -> int:
             out *= int(v)
         return out
     L = keras.layers
-    if isinstance(layer, L.SeparableConv2D):
+    # tfmot's QuantizeWrapper and PruneLowMagnitude wrap one layer: the wrapped
+    # layer says what it is, the wrapper holds the graph's shapes.
+    kind = layer.layer if isinstance(layer, L.Wrapper) else layer
+    if isinstance(kind, L.SeparableConv2D):
         h, w = layer.output_shape[1:3]
-        kh, kw = layer.kernel_size
+        kh, kw = kind.kernel_size
         cin = layer.input_shape[-1]
-        return h * w * (kh * kw * cin * layer.depth_multiplier
-                        + cin * layer.depth_multiplier * layer.filters)
-    if isinstance(layer, L.DepthwiseConv2D):
+        return h * w * (kh * kw * cin * kind.depth_multiplier
+                        + cin * kind.depth_multiplier * kind.filters)
+    if isinstance(kind, L.DepthwiseConv2D):
         h, w = layer.output_shape[1:3]
-        kh, kw = layer.kernel_size
-        return h * w * kh * kw * layer.input_shape[-1] * layer.depth_multiplier
-    if isinstance(layer, L.Conv2D):
+        kh, kw = kind.kernel_size
+        return h * w * kh * kw * layer.input_shape[-1] * kind.depth_multiplier
+    if isinstance(kind, L.Conv2D):
         h, w, cout = layer.output_shape[1:4]
-        kh, kw = layer.kernel_size
-        return h * w * cout * kh * kw * layer.input_shape[-1] // layer.groups
-    if isinstance(layer, L.Dense):
-        return prod(layer.input_shape[1:]) * layer.units
+        kh, kw = kind.kernel_size
+        return h * w * cout * kh * kw * layer.input_shape[-1] // kind.groups
+    if isinstance(kind, L.Dense):
+        return prod(layer.input_shape[1:]) * kind.units
     return 0
 
 

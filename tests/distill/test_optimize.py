@@ -135,3 +135,13 @@ def test_invalid_sparsity():
     from distill.config import resolve
     with pytest.raises(EdgekdError, match="prune sparsity must be in \\(0, 1\\), got 1.5"):
         resolve("quick", prune_sparsity=1.5)
+
+
+def test_macs_are_counted_through_qat_and_pruning_wrappers():
+    # The wrappers used to hide every layer from count_macs: QAT students reported 0 MACs.
+    from distill import models, optimize
+    student = models.build("seed_student", (32, 32, 3), 10)
+    by_hand = 16 * 16 * 27 * 64 + 8 * 8 * 9 * 64 * 256 + 8 * 8 * 256 * 10  # as in test_models
+    assert models.count_macs(student) == by_hand
+    assert models.count_macs(optimize.qat_model(student)) == by_hand
+    assert models.count_macs(optimize.prunable(student, 0.5, total_steps=10)) == by_hand
