@@ -106,7 +106,7 @@ PRESETS: dict[str, DistillConfig] = {
     # equals the usual 5e-4 L2 under momentum 0.9 (which multiplies it by 10).
     "default": replace(
         SEED, preset="default", teacher_arch="edge_res_wide", student_arch="edge_res",
-        teacher_epochs=18, epochs=40, scratch=False, batch_size=128, learning_rate=0.1,
+        teacher_epochs=18, epochs=44, scratch=False, batch_size=128, learning_rate=0.1,
         optimizer="sgd", schedule="onecycle", warmup_epochs=1.0, weight_decay=5e-3,
         augment=True, temperature=4.0, alpha=0.1, teacher_cache_views=5, jit_compile=True),
 }
