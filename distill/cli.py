@@ -21,7 +21,8 @@ def parser() -> OneLineParser:
     p.add_argument("--student", dest="student_path", help="bring your own student model")
     p.add_argument("--teacher-arch", help="teacher builder name (default from preset)")
     p.add_argument("--student-arch", help="student builder name (default from preset)")
-    p.add_argument("--epochs", type=int, help="distillation epochs (scratch baseline: same)")
+    p.add_argument("--epochs", type=int, help="distillation epochs (scratch baseline: same); 0 with "
+                   "--student keeps that student as is (e.g. to fine-tune it with --qat)")
     p.add_argument("--teacher-epochs", type=int)
     p.add_argument("--temperature", type=float)
     p.add_argument("--alpha", type=float, help="weight of the hard-label loss, in [0, 1]")

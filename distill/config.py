@@ -19,7 +19,8 @@ class DistillConfig:
     teacher_path: str | None = None  # bring your own teacher (not retrained)
     student_path: str | None = None  # bring your own student architecture/init
     teacher_epochs: int = 5
-    epochs: int = 5  # distillation epochs; the scratch baseline gets the same
+    epochs: int = 5  # distillation epochs; the scratch baseline gets the same. 0 (only
+    # with student_path): the supplied student is kept as is, e.g. as QAT's start
     scratch: bool = True  # train the same student without a teacher as baseline
     batch_size: int = 32
     learning_rate: float = 1e-3
@@ -54,8 +55,13 @@ class DistillConfig:
         for name in ("teacher_epochs", "epochs"):
             if getattr(self, name) < 0:
                 raise EdgekdError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.epochs < 1:
-            raise EdgekdError(f"epochs must be >= 1, got {self.epochs}")
+        if self.epochs < 1 and not self.student_path:
+            raise EdgekdError(f"epochs must be >= 1, got {self.epochs} (0 only with --student: "
+                              "keep the supplied student, e.g. to start QAT from it)")
+        if self.epochs == 0 and (self.scratch or self.prune_sparsity):
+            raise EdgekdError("epochs 0 keeps the supplied student untrained, so there is no "
+                              "scratch baseline or pruned student to train: add --no-scratch "
+                              "and drop --prune-sparsity")
         if self.batch_size < 1:
             raise EdgekdError(f"batch size must be >= 1, got {self.batch_size}")
         if not self.learning_rate > 0:

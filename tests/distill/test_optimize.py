@@ -145,3 +145,23 @@ def test_macs_are_counted_through_qat_and_pruning_wrappers():
     assert models.count_macs(student) == by_hand
     assert models.count_macs(optimize.qat_model(student)) == by_hand
     assert models.count_macs(optimize.prunable(student, 0.5, total_steps=10)) == by_hand
+
+
+def test_epochs_zero_keeps_the_supplied_student_and_starts_qat_from_it(optimized, tmp_path):
+    """--epochs 0 --student S: the distilled student is S unchanged (same outputs,
+    no epochs), and the QAT phase fine-tunes S itself, not a re-trained copy."""
+    from distill.config import resolve
+    from distill.run import run as distill
+    from distill.tfenv import keras
+    out = tmp_path / "qat_only"
+    distill(resolve("quick", data="fashion_mnist", teacher_path=str(optimized / "teacher.keras"),
+                    student_path=str(optimized / "student.keras"), epochs=0, qat_epochs=1,
+                    train_subset=1000, calib_size=50, batch_size=64, scratch=False), out, verbose=0)
+    x = np.load(optimized / "eval.npz")["x"][:64].astype(np.float32) / 255.0
+    before = keras.models.load_model(optimized / "student.keras").predict(x, verbose=0)
+    after = keras.models.load_model(out / "student.keras").predict(x, verbose=0)
+    np.testing.assert_array_equal(after, before)
+    report = json.loads((out / "train_report.json").read_text())
+    assert report["models"]["student"]["epochs"] == []
+    assert len(report["models"]["student_qat"]["epochs"]) == 1
+    assert (out / "student_qat.h5").is_file()

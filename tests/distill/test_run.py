@@ -84,7 +84,8 @@ def test_resume_after_kill(tmp_path):
 @pytest.mark.parametrize("args,msg", [
     (["--temperature", "0"], "temperature must be > 0, got 0.0"),
     (["--alpha", "1.5"], "alpha must be in [0, 1], got 1.5"),
-    (["--epochs", "0"], "epochs must be >= 1"),
+    (["--epochs", "0"], "epochs must be >= 1, got 0 (0 only with --student"),
+    (["--epochs", "0", "--student", "s.keras"], "add --no-scratch and drop --prune-sparsity"),
     (["--preset", "huge"], "unknown preset 'huge'; valid presets: seed, quick"),
     (["--data", "no/such/place"], "unknown data source 'no/such/place'"),
     (["--data", "fashion_mnist", "--teacher", "missing.keras"], "teacher model missing.keras not found"),
