@@ -24,7 +24,8 @@ ROLES = (("teacher", "teacher"), ("student", "distilled student"),
 # 16 + 30 epochs (before one tf.data iterator per phase), x2 18 + 34, the current
 # preset 18 + 40.
 EARLIER = (("default v1", "default_v1"), ("default d2, no XLA", "default_d2"),
-           ("default x1, 16+30 epochs", "default_x1"), ("default x2, 18+34 epochs", "default_x2"))
+           ("default x1, 16+30 epochs", "default_x1"), ("default x2, 18+34 epochs", "default_x2"),
+           ("default x4, 18+44 epochs", "default_x4"))
 
 
 def load(preset: str) -> dict:
