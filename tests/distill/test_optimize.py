@@ -149,7 +149,7 @@ def test_macs_are_counted_through_qat_and_pruning_wrappers():
 
 def test_epochs_zero_keeps_the_supplied_student_and_starts_qat_from_it(optimized, tmp_path):
     """--epochs 0 --student S: the distilled student is S unchanged (same outputs,
-    no epochs), and the QAT phase fine-tunes S itself, not a re-trained copy."""
+    no epochs), and the QAT phase still runs (from it: run._students wraps that student)."""
     from distill.config import resolve
     from distill.run import run as distill
     from distill.tfenv import keras
