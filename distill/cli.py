@@ -52,6 +52,9 @@ def parser() -> OneLineParser:
                    help="random padded crops and flips")
     p.add_argument("--teacher-cache-views", type=int, help="cache teacher logits for V "
                    "augmented views per image (0: run the teacher every step)")
+    p.add_argument("--teacher-cache-mirror", action=argparse.BooleanOptionalAction, default=None,
+                   help="also cache each view mirrored, with the teacher's logits averaged "
+                   "over the pair (flip test-time augmentation; twice the cache time)")
     p.add_argument("--strategy", help="default | mirrored (GPUs of one machine) | multiworker "
                    "(TF_CONFIG; see python -m distill.launch); --batch-size is the global batch")
     p.add_argument("--jit-compile", action=argparse.BooleanOptionalAction, default=None,

@@ -41,6 +41,7 @@ class DistillConfig:
     weight_decay: float = 0.0  # decoupled: each step multiplies weights by 1 - lr * wd
     augment: bool = False  # random 4-pixel-padded crops and flips
     teacher_cache_views: int = 0  # > 0: V cached augmented views with teacher logits
+    teacher_cache_mirror: bool = False  # also cache each view mirrored; logits averaged
     strategy: str = "default"  # default | mirrored | multiworker (tf.distribute)
     # XLA for the training steps (teacher, student). Measured in a real fit() on
     # this CPU (benchmarks/zoo_throughput.md): wide teacher 1.21x, edge_res 1.16x;
@@ -84,6 +85,9 @@ class DistillConfig:
             raise EdgekdError("warmup epochs, weight decay and teacher cache views must be >= 0, "
                               f"got {self.warmup_epochs}, {self.weight_decay}, "
                               f"{self.teacher_cache_views}")
+        if self.teacher_cache_mirror and not self.teacher_cache_views:
+            raise EdgekdError("teacher cache mirror needs cached views: add "
+                              "--teacher-cache-views N (N >= 1)")
         if self.strategy not in ("default", "mirrored", "multiworker"):
             raise EdgekdError(f"strategy must be default, mirrored or multiworker, "
                               f"got {self.strategy!r}")

@@ -9,6 +9,12 @@ of one per epoch), and every epoch shows each image as one of its V copies
 with the stored logits. The inputs then repeat exactly, so the reuse is exact.
 Cost: V teacher passes; price: V distinct augmentations per image instead of
 a new one every epoch.
+
+With `mirror`, each view is also stored left-right mirrored (2V inputs, 2V
+teacher passes), and both copies get the teacher's logits averaged over the
+pair. The targets then come from g(x) = (f(x) + f(flip x)) / 2, the teacher
+with flip test-time augmentation: a fixed function of the input (so the reuse
+stays exact), mirror-symmetric, and usually a little more accurate than f.
 """
 
 from __future__ import annotations
@@ -78,9 +84,11 @@ def make_optimizer(kind: str, lr: float, schedule: str, weight_decay: float,
 
 
 def cached_views(x: np.ndarray, y: np.ndarray, teacher: keras.Model, pre: Preprocessing,
-                 views: int, batch_size: int, seed: int, augment: bool = True) -> tf.data.Dataset:
+                 views: int, batch_size: int, seed: int, augment: bool = True,
+                 mirror: bool = False) -> tf.data.Dataset:
     """(augmented image, label, teacher logits) batches; see the module docstring.
-    Without augmentation the one view is the image itself."""
+    Without augmentation the one view is the image itself, not mirrored."""
+    mirror = mirror and augment
     rng = np.random.default_rng(seed)
     views = views if augment else 1
     n = len(x)
@@ -89,12 +97,21 @@ def cached_views(x: np.ndarray, y: np.ndarray, teacher: keras.Model, pre: Prepro
     @tf.function  # inference mode; jit_compile measured +5 % at most here, so not used
     def infer(a):
         return teacher(tf.cast(a, tf.float32) * scale + offset, training=False)
+
+    def teacher_logits(a):
+        return np.concatenate([infer(a[i:i + 512]).numpy() for i in range(0, n, 512)])
     xs, logits = [], []
     for _ in range(views):
         xv = augment_numpy(x, rng) if augment else x
-        logits.append(np.concatenate([infer(xv[i:i + 512]).numpy()
-                                      for i in range(0, n, 512)]))
-        xs.append(xv)
+        if mirror:
+            xm = np.ascontiguousarray(xv[:, :, ::-1])
+            both = (teacher_logits(xv) + teacher_logits(xm)) / 2
+            xs += [xv, xm]
+            logits += [both, both]
+        else:
+            xs.append(xv)
+            logits.append(teacher_logits(xv))
+    views = len(xs)
     xs_t = tf.constant(np.concatenate(xs))  # (views * n, H, W, C) uint8
     logits_t = tf.constant(np.concatenate(logits).astype(np.float32))
     y_t = tf.constant(y)

@@ -180,10 +180,11 @@ class StudentData:
             t0 = time.perf_counter()
             self._views = shard_by_data(cached_views(
                 self.x, self.y, self.teacher, self.pre, cfg.teacher_cache_views,
-                cfg.batch_size, cfg.seed, cfg.augment))
+                cfg.batch_size, cfg.seed, cfg.augment, cfg.teacher_cache_mirror))
             self.cache_seconds = round(time.perf_counter() - t0, 2)
-            print(f"[distill] teacher logits cached for {cfg.teacher_cache_views} views in "
-                  f"{self.cache_seconds} s", flush=True)
+            mirrored = " (and their mirrors)" if cfg.teacher_cache_mirror else ""
+            print(f"[distill] teacher logits cached for {cfg.teacher_cache_views} views"
+                  f"{mirrored} in {self.cache_seconds} s", flush=True)
         return self._views
 
 

@@ -129,11 +129,49 @@ def test_cached_views_hold_the_teachers_logits_for_the_images_they_yield():
     assert seen == 40
 
 
+def test_mirrored_cache_pairs_each_view_with_its_mirror_and_the_pair_averaged_logits():
+    """With mirror, each yielded image carries (f(v) + f(flip v)) / 2, computed
+    here by calling the teacher directly, and mirrored copies are yielded too;
+    without augmentation the images are the originals, unmirrored."""
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 255, (12, 8, 8, 1), dtype=np.uint8)
+    y = rng.integers(0, 3, 12)
+    pre = Preprocessing(height=8, width=8, channels=1)
+    keras.utils.set_random_seed(0)
+    teacher = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3),
+                                keras.layers.Flatten(), keras.layers.Dense(3)])
+    ds = cached_views(x, y, teacher, pre, views=2, batch_size=12, seed=0, mirror=True)
+    seen = set()
+    # Each pass shows one of 4 inputs per image (2 views, 2 mirrors); repeat()
+    # redraws them per pass, as in training.
+    for images, _, logits in ds.repeat(60):
+        imgs = images.numpy()
+        expected = (teacher(imgs, training=False).numpy()
+                    + teacher(imgs[:, :, ::-1], training=False).numpy()) / 2
+        np.testing.assert_allclose(logits.numpy(), expected, rtol=1e-4, atol=1e-5)
+        seen.update(img.tobytes() for img in imgs)
+    # The Flatten head is not mirror-symmetric, so the average differs from f(v).
+    assert np.abs(expected - teacher(imgs, training=False).numpy()).max() > 1e-3
+
+    def mirror_of(b):
+        return np.frombuffer(b, np.float32).reshape(8, 8, 1)[:, ::-1].tobytes()
+    assert all(mirror_of(b) in seen for b in seen)  # every input's mirror was yielded too
+    no_aug = cached_views(x, y, teacher, pre, views=2, batch_size=12, seed=0,
+                          augment=False, mirror=True)
+    images, _, logits = next(iter(no_aug))  # no augmentation: the images themselves, unmirrored
+    np.testing.assert_allclose(logits.numpy(), teacher(images, training=False).numpy(),
+                               rtol=1e-4, atol=1e-5)
+    originals = {(c.astype(np.float32) * pre.scale + pre.offset).tobytes() for c in x}
+    assert {img.tobytes() for img in images.numpy()} == originals
+
+
 @pytest.mark.parametrize("overrides, msg", [
     ({"optimizer": "rmsprop"}, "optimizer must be adam or sgd, got 'rmsprop'"),
     ({"schedule": "step"}, "schedule must be constant or onecycle"),
     ({"weight_decay": -1.0}, "must be >= 0"),
     ({"teacher_cache_views": -2}, "must be >= 0"),
+    ({"teacher_cache_views": 0, "teacher_cache_mirror": True},
+     "teacher cache mirror needs cached views: add --teacher-cache-views N"),
     ({"strategy": "tpu"}, "strategy must be default, mirrored or multiworker, got 'tpu'"),
 ])
 def test_recipe_config_errors(overrides, msg):
