@@ -87,6 +87,7 @@ def test_resume_after_kill(tmp_path):
     (["--epochs", "0"], "epochs must be >= 1, got 0 (0 only with --student"),
     (["--epochs", "0", "--student", "s.keras"], "add --no-scratch and drop --prune-sparsity"),
     (["--preset", "huge"], "unknown preset 'huge'; valid presets: seed, quick"),
+    (["--teacher-cache-mirror"], "teacher cache mirror needs cached views: add --teacher-cache-views"),
     (["--data", "no/such/place"], "unknown data source 'no/such/place'"),
     (["--data", "fashion_mnist", "--teacher", "missing.keras"], "teacher model missing.keras not found"),
     (["--batch-size", "abc"], "argument --batch-size: invalid int value"),
