@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 SHAPE = (32, 32, 3)
-ZOO = ("seed_teacher", "seed_student", "edge_res", "edge_res_lite", "edge_res_small", "edge_sep")
+ZOO = ("seed_teacher", "seed_student", "edge_res", "edge_res_mid", "edge_res_lite", "edge_res_small", "edge_sep")
 
 
 def convert_untrained(folder: Path) -> list[tuple[str, int, Path]]:

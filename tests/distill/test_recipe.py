@@ -28,7 +28,8 @@ def test_default_student_macs_by_hand_and_within_the_tutorial_budget():
     assert student.count_params() <= SEED_STUDENT[0] and expected <= SEED_STUDENT[1]
 
 
-@pytest.mark.parametrize("name", ["edge_res", "edge_res_lite", "edge_res_small", "edge_sep"])
+@pytest.mark.parametrize("name", ["edge_res", "edge_res_mid", "edge_res_lite", "edge_res_small",
+                                  "edge_sep"])
 def test_zoo_students_fit_the_budget_and_have_batch_norm(name):
     m = models.build(name, (32, 32, 3), 10)
     assert m.count_params() <= SEED_STUDENT[0] and models.count_macs(m) <= SEED_STUDENT[1]
@@ -42,6 +43,11 @@ def test_latency_student_macs_by_hand():
                 + 4 * 4 * 432 * 128 + 4 * 4 * 1152 * 128 + 4 * 4 * 48 * 128 + 128 * 10)
     m = models.build("edge_res_lite", (32, 32, 3), 10)
     assert models.count_macs(m) == expected == 6_452_480
+    # edge_res_mid: widths 16-64-128
+    expected = (16 * 16 * 27 * 16 + 2 * 16 * 16 * 144 * 16
+                + 8 * 8 * 144 * 64 + 8 * 8 * 576 * 64 + 8 * 8 * 16 * 64
+                + 4 * 4 * 576 * 128 + 4 * 4 * 1152 * 128 + 4 * 4 * 64 * 128 + 128 * 10)
+    assert models.count_macs(models.build("edge_res_mid", (32, 32, 3), 10)) == expected == 7_976_192
 
 
 def test_default_teacher_is_the_student_4x_wider():
