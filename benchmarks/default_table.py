@@ -99,7 +99,8 @@ def _config_line(label: str, cfg: dict) -> str:
             f"{cfg['student_arch']} {cfg['epochs']} epochs, batch {cfg['batch_size']}, "
             f"{cfg['optimizer']} lr {cfg['learning_rate']} {cfg['schedule']}, weight decay "
             f"{cfg['weight_decay']}, augment {cfg['augment']}, T {cfg['temperature']}, alpha "
-            f"{cfg['alpha']}, teacher cache views {cfg['teacher_cache_views']}, XLA "
+            f"{cfg['alpha']}, teacher cache views {cfg['teacher_cache_views']}"
+            f"{' (and mirrors)' if cfg.get('teacher_cache_mirror') else ''}, XLA "
             f"{cfg.get('jit_compile', False)}.")
 
 

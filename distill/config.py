@@ -117,11 +117,16 @@ PRESETS: dict[str, DistillConfig] = {
     # 40 student epochs: 44 (run x4) gave no measurable gain (students of
     # different teacher runs spread by ~0.6 points) and push a supplied-teacher
     # run past 45 minutes when the host is slow.
+    # Mirrored cache: the student learns from the teacher's logits averaged over
+    # each view and its mirror (flip test-time augmentation; x3's teacher: 86.14
+    # -> 87.14 % on the test set). From x3's teacher, 40 epochs: 85.66 % float
+    # against 85.02 % without it; it costs 5 more teacher passes (~4.5 min).
     "default": replace(
         SEED, preset="default", teacher_arch="edge_res_wide", student_arch="edge_res",
         teacher_epochs=18, epochs=40, scratch=False, batch_size=128, learning_rate=0.1,
         optimizer="sgd", schedule="onecycle", warmup_epochs=1.0, weight_decay=5e-3,
-        augment=True, temperature=4.0, alpha=0.1, teacher_cache_views=5, jit_compile=True),
+        augment=True, temperature=4.0, alpha=0.1, teacher_cache_views=5,
+        teacher_cache_mirror=True, jit_compile=True),
 }
 
 

@@ -80,4 +80,7 @@ def test_an_earlier_default_run_keeps_its_rows():
     assert v1[0] < now[0]  # the earlier run first, below the seed rows
     assert "| default v1 | teacher | 1,000 | 2.00 M | 70.00 % | - |" in text  # no int8 artifact
     assert "Config of default v1: teacher t 2 epochs" in text
+    assert "teacher cache views 5, XLA" in text  # no mirror in these configs
+    default["train"]["config"]["teacher_cache_mirror"] = True
+    assert "teacher cache views 5 (and mirrors), XLA" in default_table.document(seed, default)
     assert "default v1" not in default_table.document(seed, default)

@@ -188,8 +188,8 @@ def test_recipe_config_errors(overrides, msg):
 def test_seed_preset_keeps_the_tutorial_recipe():
     seed = PRESETS["seed"]
     assert (seed.optimizer, seed.schedule, seed.weight_decay, seed.augment,
-            seed.teacher_cache_views, seed.strategy, seed.jit_compile) == (
-        "adam", "constant", 0.0, False, 0, "default", False)
+            seed.teacher_cache_views, seed.teacher_cache_mirror, seed.strategy,
+            seed.jit_compile) == ("adam", "constant", 0.0, False, 0, False, "default", False)
     assert (seed.temperature, seed.alpha, seed.epochs, seed.batch_size) == (10.0, 0.1, 5, 32)
 
 
@@ -252,5 +252,5 @@ def test_default_recipe_end_to_end_on_fashion_mnist(tmp_path, fashion_available)
     # misaligned with the cached views would leave it near 0.1).
     assert report["models"]["student"]["accuracy"] > 0.3
     saved = json.loads((tmp_path / "out" / "config.json").read_text())
-    assert (saved["preset"], saved["optimizer"], saved["schedule"], saved["augment"]) == (
-        "default", "sgd", "onecycle", True)
+    assert (saved["preset"], saved["optimizer"], saved["schedule"], saved["augment"],
+            saved["teacher_cache_mirror"]) == ("default", "sgd", "onecycle", True, True)
