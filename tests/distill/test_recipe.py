@@ -113,14 +113,20 @@ def test_make_optimizer_kinds():
     assert isinstance(adam, keras.optimizers.Adam) and adam.weight_decay is None
 
 
-def test_cached_views_hold_the_teachers_logits_for_the_images_they_yield():
-    rng = np.random.default_rng(0)
-    x = rng.integers(0, 255, (40, 8, 8, 1), dtype=np.uint8)
-    y = rng.integers(0, 3, 40)
-    pre = Preprocessing(height=8, width=8, channels=1)
+def _tiny_cache_inputs(n: int, seed: int, head: keras.layers.Layer):
+    """n random 8x8 grey uint8 images, labels in 0..2, their preprocessing and a
+    tiny seeded teacher (conv, then `head`, then 3 logits)."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 255, (n, 8, 8, 1), dtype=np.uint8)
+    y = rng.integers(0, 3, n)
     keras.utils.set_random_seed(0)
-    teacher = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3),
-                                keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3)])
+    teacher = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3), head,
+                                keras.layers.Dense(3)])
+    return x, y, Preprocessing(height=8, width=8, channels=1), teacher
+
+
+def test_cached_views_hold_the_teachers_logits_for_the_images_they_yield():
+    x, y, pre, teacher = _tiny_cache_inputs(40, 0, keras.layers.GlobalAveragePooling2D())
     ds = cached_views(x, y, teacher, pre, views=3, batch_size=16, seed=0)
     seen = 0
     for images, labels, logits in ds:
@@ -139,13 +145,7 @@ def test_mirrored_cache_pairs_each_view_with_its_mirror_and_the_pair_averaged_lo
     """With mirror, each yielded image carries (f(v) + f(flip v)) / 2, computed
     here by calling the teacher directly, and mirrored copies are yielded too;
     without augmentation the images are the originals, unmirrored."""
-    rng = np.random.default_rng(1)
-    x = rng.integers(0, 255, (12, 8, 8, 1), dtype=np.uint8)
-    y = rng.integers(0, 3, 12)
-    pre = Preprocessing(height=8, width=8, channels=1)
-    keras.utils.set_random_seed(0)
-    teacher = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3),
-                                keras.layers.Flatten(), keras.layers.Dense(3)])
+    x, y, pre, teacher = _tiny_cache_inputs(12, 1, keras.layers.Flatten())
     ds = cached_views(x, y, teacher, pre, views=2, batch_size=12, seed=0, mirror=True)
     seen = set()
     # Each pass shows one of 4 inputs per image (2 views, 2 mirrors); repeat()
