@@ -94,7 +94,8 @@ bench-ablation: $(STAMP)
 	$(PY) benchmarks/default_ablation.py --data "$(DATA)" --teacher "$(OUT)-default/teacher.keras"
 
 # The latency student (edge_res_lite) distilled from the default run's teacher,
-# then its int8 against the tutorial teacher's fp32: benchmarks/latency_vs_seed.md.
+# then its int8 against the tutorial teacher's fp32: benchmarks/latency_vs_seed.md
+# (committed runs: latency_vs_seed_epyc.md, AVX2 only; latency_vs_seed_xeon.md, VNNI/AMX).
 bench-latency: $(STAMP)
 	$(MAKE) edge-model PRESET=default OUT="$(OUT)-lite" DATA="$(DATA)" TEACHER="$(OUT)-default/teacher.keras" DISTILL_ARGS="--student-arch edge_res_lite" THREADS=1
 	$(PY) benchmarks/latency_vs_seed.py --tflite "edge_res_lite int8, trained=$(OUT)-lite/student_int8.tflite"

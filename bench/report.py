@@ -92,6 +92,7 @@ def markdown(result: dict) -> str:
     return "\n".join([
         f"# edgekd benchmark: {result['dataset']['name']}", "",
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['arch']}, {m['os']}{emulated}; "
+        f"int8 features {', '.join(m.get('int8_features') or []) or 'n/a'}; "
         f"governor {m.get('governor') or 'n/a'}, temperature "
         f"{m.get('temperature_c') or 'n/a'} C.",
         f"Versions: python {v.get('python')}, numpy {v.get('numpy')}, onnxruntime "
@@ -121,7 +122,8 @@ def _compare(local: dict, other: dict) -> tuple[float | None, float | None]:
 def _machine_line(label: str, result: dict) -> str:
     m = result["machine"]
     emu = " - EMULATED, latency meaningless" if m.get("emulated") else ""
-    return f"- **{label}**: {m['cpu']}, {m['cores']} cores, {m['arch']}, {m['os']}{emu}"
+    isa = f" ({', '.join(m['int8_features'])})" if m.get("int8_features") else ""
+    return f"- **{label}**: {m['cpu']}{isa}, {m['cores']} cores, {m['arch']}, {m['os']}{emu}"
 
 
 def targets_table(result: dict) -> str:

@@ -104,18 +104,39 @@ def _config_line(label: str, cfg: dict) -> str:
             f"{cfg.get('jit_compile', False)}.")
 
 
+def _machine(run: dict) -> str:
+    m = run["train"]["machine"]
+    isa = f" ({', '.join(m['int8_features'])})" if m.get("int8_features") else ""
+    return f"{m['cpu']}{isa}, {m['cores']} cores"
+
+
+def speedup_line(seed: dict, default: dict) -> str:
+    """The seed teacher's fp32 p50 over the default int8 student's, only when both
+    runs were timed on the same kind of CPU: int8 against float32 depends on the
+    CPU's int8 instructions (8x on an AVX2 host, 36x on a VNNI/AMX one)."""
+    head = "Default int8 student vs the tutorial teacher's fp32 TFLite (p50, batch 1, 1 thread): "
+    if _machine(seed) != _machine(default):
+        return (head + f"not computed: the seed run was timed on {_machine(seed)}, this run "
+                f"on {_machine(default)}; benchmarks/latency_vs_seed*.md times both models "
+                "in one process on one machine.")
+    teacher_f32 = _artifact(seed, "teacher", "tflite_fp32")
+    best = _artifact(default, "student", "tflite_int8")
+    if not (teacher_f32 and best):
+        return head + "-"
+    return head + f"{teacher_f32['latency']['1']['p50_ms'] / best['latency']['1']['p50_ms']:.1f}x faster."
+
+
 def document(seed: dict, default: dict, earlier: list[tuple[str, dict]] = ()) -> str:
     """`earlier`: previous default-preset runs as (label, run), e.g. from
     benchmarks/results/default_v1/, kept as rows under their labels so that
-    their numbers stay comparable."""
-    mach, v = default["train"]["machine"], default["train"]["versions"]
-    teacher_f32 = _artifact(seed, "teacher", "tflite_fp32")
-    best = _artifact(default, "student", "tflite_int8")
-    speedup = (teacher_f32["latency"]["1"]["p50_ms"] / best["latency"]["1"]["p50_ms"]
-               if teacher_f32 and best else None)
+    their numbers stay comparable (times and latencies only on one machine:
+    the machines line says which run ran where)."""
+    v = default["train"]["versions"]
+    machines = "; ".join(f"{label}: {_machine(run)}" for label, run in
+                         [("seed", seed), *earlier, ("default", default)])
     return "\n".join([
         "# The default preset beside the seed preset (CIFAR-10, JPEG copy)", "",
-        f"Machine: {mach['cpu']}, {mach['cores']} cores. Versions: tensorflow "
+        f"Machines: {machines}. Versions: tensorflow "
         f"{v.get('tensorflow')}, tf-keras {v.get('tf-keras')}, ai-edge-litert "
         f"{v.get('ai-edge-litert')}. "
         + " ".join(_config_line(f"Config of {label}", run["train"]["config"])
@@ -133,8 +154,7 @@ def document(seed: dict, default: dict, earlier: list[tuple[str, dict]] = ()) ->
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         stage_rows("seed", seed), *(stage_rows(label, run) for label, run in earlier),
         stage_rows("default", default), "",
-        f"Default int8 student vs the tutorial teacher's fp32 TFLite (p50, batch 1, 1 thread): "
-        f"{'-' if speedup is None else f'{speedup:.1f}x'} faster.", ""])
+        speedup_line(seed, default), ""])
 
 
 def load_earlier() -> list[tuple[str, dict]]:

@@ -9,7 +9,10 @@ students are converted untrained (int8 calibrated on random images); `--tflite`
 adds trained artifacts (e.g. a default run's student_int8.tflite) to check that.
 LiteRT with its default XNNPACK delegate, 1 thread: the issue-9 target is the
 default int8 student at >= 10x below the seed teacher's fp32 p50. Writes
-benchmarks/latency_vs_seed.md with the machine, versions and settings.
+benchmarks/latency_vs_seed.md with the machine, versions and settings. The
+committed runs: latency_vs_seed_epyc.md (AMD EPYC, AVX2 only: int8 no faster than
+fp32) and latency_vs_seed_xeon.md (Intel Xeon with AVX512-VNNI and AMX: int8 ~5x
+faster than fp32).
 """
 
 from __future__ import annotations
@@ -77,7 +80,8 @@ def document(entries, samples, rounds: int, seconds: float) -> str:
             for label, macs, _ in entries]
     return "\n".join([
         "# Batch-1 latency against the tutorial teacher's fp32 TFLite", "",
-        f"Machine: {m['cpu']}, {m['cores']} cores. ai-edge-litert {v.get('ai-edge-litert')}, "
+        f"Machine: {m['cpu']}, {m['cores']} cores, int8 features "
+        f"{', '.join(m.get('int8_features') or []) or 'n/a'}. ai-edge-litert {v.get('ai-edge-litert')}, "
         f"tensorflow {v.get('tensorflow')} (converter). LiteRT, XNNPACK, 1 thread; "
         f"{rounds} interleaved rounds of >= {seconds} s and >= 50 runs per model. "
         "`python benchmarks/latency_vs_seed.py` (see its docstring).", "",

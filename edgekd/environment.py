@@ -47,10 +47,30 @@ def cpu_model() -> str:
     return board or platform.processor() or platform.machine()
 
 
+# CPU features that decide whether int8 beats float32 in XNNPACK and onnxruntime:
+# without a dot-product instruction (x86 VNNI/AMX, ARM dotprod/i8mm) int8 kernels
+# widen to 16 bits and run about as fast as float32 FMA (benchmarks/latency_vs_seed_epyc.md).
+INT8_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8",
+                 "asimd", "asimddp", "i8mm", "sve")
+
+
+def int8_features(cpuinfo: str | None = None) -> list[str]:
+    """The INT8_FEATURES this CPU reports in /proc/cpuinfo (x86 "flags", ARM
+    "Features"), in INT8_FEATURES order; [] where cpuinfo says nothing."""
+    text = _read("/proc/cpuinfo") if cpuinfo is None else cpuinfo
+    found: set[str] = set()
+    for line in (text or "").splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() in ("flags", "Features"):
+            found.update(value.split())
+    return [f for f in INT8_FEATURES if f in found]
+
+
 def machine() -> dict:
     temp = _read("/sys/class/thermal/thermal_zone0/temp")
     return {
         "cpu": cpu_model(),
+        "int8_features": int8_features(),
         "cores": os.cpu_count(),
         "arch": platform.machine(),
         "os": f"{platform.system()} {platform.release()}",

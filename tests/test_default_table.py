@@ -84,3 +84,23 @@ def test_an_earlier_default_run_keeps_its_rows():
     default["train"]["config"]["teacher_cache_mirror"] = True
     assert "teacher cache views 5 (and mirrors), XLA" in default_table.document(seed, default)
     assert "default v1" not in default_table.document(seed, default)
+
+
+def test_speedup_only_between_runs_on_one_kind_of_cpu():
+    """int8 against fp32 depends on the CPU's int8 instructions: a seed teacher
+    timed on one host and a student on another give no ratio, and the machines
+    line says which run ran where."""
+    acc = {"teacher": 0.9, "student": 0.85}
+    epochs = {"teacher": [10, 10], "student": [5, 5, 5]}
+    seed = _run(acc, epochs, {("teacher", "tflite_fp32"): 2.4}, None)
+    default = _run(acc, epochs, {("student", "tflite_int8"): 0.06}, None)
+    assert default_table.speedup_line(seed, default).endswith(": 40.0x faster.")
+    default["train"]["machine"] = {"cpu": "Xeon", "cores": 2,
+                                   "int8_features": ["avx2", "avx512_vnni"]}
+    line = default_table.speedup_line(seed, default)
+    assert line.endswith("not computed: the seed run was timed on Test CPU, 2 cores, this run "
+                         "on Xeon (avx2, avx512_vnni), 2 cores; benchmarks/latency_vs_seed*.md "
+                         "times both models in one process on one machine.")
+    text = default_table.document(seed, default)
+    assert "Machines: seed: Test CPU, 2 cores; default: Xeon (avx2, avx512_vnni), 2 cores." in text
+    assert "40.0x" not in text

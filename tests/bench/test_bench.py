@@ -85,6 +85,10 @@ def test_report_files(benched):
     md = (folder / "report.md").read_text()
     assert md.count("\n| ") == 13  # header + 12 artifacts (separator starts with |-)
     assert f"**{result['summary']['best_student']}**" in md
+    from edgekd.environment import int8_features
+    isa = ", ".join(int8_features()) or "n/a"  # read here, independently of bench
+    assert result["machine"]["int8_features"] == int8_features()
+    assert f"int8 features {isa};" in md
     png = (folder / "report.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     saved = json.loads((folder / "bench.json").read_text())

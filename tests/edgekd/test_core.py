@@ -75,3 +75,17 @@ def test_spread_indices_cover_the_whole_set():
     np.testing.assert_array_equal(spread_indices(5, 50), np.arange(5))
     labels = np.repeat(np.arange(10), 1000)  # a test set stored class by class
     assert len(set(labels[spread_indices(len(labels), 256)])) == 10
+
+
+def test_int8_features_read_x86_flags_and_arm_features():
+    from edgekd.environment import int8_features
+    x86 = ("processor\t: 0\nmodel name\t: Some Xeon\n"
+           "flags\t\t: fpu sse avx2 fma avx512f avx512_vnni amx_tile amx_int8\n")
+    assert int8_features(x86) == ["avx2", "avx512f", "avx512_vnni", "amx_int8"]
+    epyc = "flags\t\t: fpu avx avx2 fma\n"  # the AMD host of earlier runs: no VNNI
+    assert int8_features(epyc) == ["avx2"]
+    pi5 = "processor\t: 0\nFeatures\t: fp asimd evtstrm aes crc32 atomics asimddp\nCPU part\t: 0xd0b\n"
+    assert int8_features(pi5) == ["asimd", "asimddp"]
+    assert int8_features("") == []
+    # a flag that only starts like a known one is not that one
+    assert int8_features("flags\t: avx2x avx512f_fake\n") == []
