@@ -82,9 +82,15 @@ def test_two_workers_match_one_process_with_the_same_global_batch(single_and_two
     for role in ("teacher", "student", "student_scratch"):
         # Stated tolerance: 0.5 points of test accuracy (observed: identical).
         assert abs(one["models"][role]["accuracy"] - two["models"][role]["accuracy"]) <= 0.005
-    # And the weights themselves, up to float summation order.
+    # And the weights themselves, up to float summation order. The all-reduce adds
+    # the two half-batch gradients in another order than one process does, and 94
+    # SGD steps grow that. On the AMD EPYC host (AVX2) every weight agreed within
+    # 1e-3; on the Intel Xeon one (AVX512/AMX oneDNN kernels) 8 of 288 first-layer
+    # weights were off by up to 3.8e-3. A real mismatch (a worker on the wrong
+    # shard, the global batch or learning rate scaled wrong) moves most weights.
     for a, b in zip(_student_weights(base / "single"), _student_weights(base / "two")):
-        np.testing.assert_allclose(a, b, atol=1e-3)
+        np.testing.assert_allclose(a, b, atol=1e-2)
+        assert np.mean(np.abs(a - b) <= 1e-3) >= 0.9, np.abs(a - b).max()
 
 
 def _watch(proc: subprocess.Popen, lines: list[str]) -> threading.Thread:
