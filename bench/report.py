@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgekd.atomic import write_text
+from edgekd.environment import int8_text
 
 BASELINE = ("teacher", "tflite_fp32")  # speed-up and size ratios are against this
 
@@ -92,7 +93,7 @@ def markdown(result: dict) -> str:
     return "\n".join([
         f"# edgekd benchmark: {result['dataset']['name']}", "",
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['arch']}, {m['os']}{emulated}; "
-        f"int8 features {', '.join(m.get('int8_features') or []) or 'n/a'}; "
+        f"int8 features {int8_text(m) or 'n/a'}; "
         f"governor {m.get('governor') or 'n/a'}, temperature "
         f"{m.get('temperature_c') or 'n/a'} C.",
         f"Versions: python {v.get('python')}, numpy {v.get('numpy')}, onnxruntime "
@@ -122,7 +123,7 @@ def _compare(local: dict, other: dict) -> tuple[float | None, float | None]:
 def _machine_line(label: str, result: dict) -> str:
     m = result["machine"]
     emu = " - EMULATED, latency meaningless" if m.get("emulated") else ""
-    isa = f" ({', '.join(m['int8_features'])})" if m.get("int8_features") else ""
+    isa = f" ({int8_text(m)})" if int8_text(m) else ""
     return f"- **{label}**: {m['cpu']}{isa}, {m['cores']} cores, {m['arch']}, {m['os']}{emu}"
 
 

@@ -17,6 +17,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
+sys.path.insert(0, str(ROOT))
+
+from edgekd.environment import int8_text  # noqa: E402
 ROLES = (("teacher", "teacher"), ("student", "distilled student"),
          ("student_scratch", "student from scratch"))
 # Earlier default-preset runs kept beside the current one (label, results folder),
@@ -109,7 +112,7 @@ def _config_line(label: str, cfg: dict) -> str:
 
 def _machine(run: dict) -> str:
     m = run["train"]["machine"]
-    isa = f" ({', '.join(m['int8_features'])})" if m.get("int8_features") else ""
+    isa = f" ({int8_text(m)})" if int8_text(m) else ""
     return f"{m['cpu']}{isa}, {m['cores']} cores"
 
 

@@ -81,7 +81,7 @@ def document(entries, samples, rounds: int, seconds: float) -> str:
     return "\n".join([
         "# Batch-1 latency against the tutorial teacher's fp32 TFLite", "",
         f"Machine: {m['cpu']}, {m['cores']} cores, int8 features "
-        f"{', '.join(m.get('int8_features') or []) or 'n/a'}. ai-edge-litert {v.get('ai-edge-litert')}, "
+        f"{environment.int8_text(m) or 'n/a'}. ai-edge-litert {v.get('ai-edge-litert')}, "
         f"tensorflow {v.get('tensorflow')} (converter). LiteRT, XNNPACK, 1 thread; "
         f"{rounds} interleaved rounds of >= {seconds} s and >= 50 runs per model. "
         "`python benchmarks/latency_vs_seed.py` (see its docstring).", "",

@@ -66,6 +66,12 @@ def int8_features(cpuinfo: str | None = None) -> list[str]:
     return [f for f in INT8_FEATURES if f in found]
 
 
+def int8_text(machine: dict) -> str:
+    """A machine record's int8 features as "avx2, avx512_vnni"; "" when unknown
+    (records from before the field, or a CPU that reports none of them)."""
+    return ", ".join(machine.get("int8_features") or [])
+
+
 def machine() -> dict:
     temp = _read("/sys/class/thermal/thermal_zone0/temp")
     return {
