@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from bench.run import BenchConfig, run
+from edgekd.environment import int8_features
 from edgekd.errors import EdgekdError
 from edgekd.preprocess import Preprocessing
 from edgekd.runtime import open_runner
@@ -85,7 +86,6 @@ def test_report_files(benched):
     md = (folder / "report.md").read_text()
     assert md.count("\n| ") == 13  # header + 12 artifacts (separator starts with |-)
     assert f"**{result['summary']['best_student']}**" in md
-    from edgekd.environment import int8_features
     isa = ", ".join(int8_features()) or "n/a"  # read here, independently of bench
     assert result["machine"]["int8_features"] == int8_features()
     assert f"int8 features {isa};" in md
