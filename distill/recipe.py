@@ -15,6 +15,11 @@ teacher passes), and both copies get the teacher's logits averaged over the
 pair. The targets then come from g(x) = (f(x) + f(flip x)) / 2, the teacher
 with flip test-time augmentation: a fixed function of the input (so the reuse
 stays exact), mirror-symmetric, and usually a little more accurate than f.
+
+Memory: the cache is one uint8 array of all copies (2V x 45,000 CIFAR-10
+images: 138 MB per copy) plus their logits, held in numpy. Run g1s7 (10 views
+and mirrors) peaked at 13.6 GB RSS when the copies were TF constants; this
+layout needs the cache's own size (2.8 GB there) on top of the training process.
 """
 
 from __future__ import annotations
@@ -90,7 +95,7 @@ def cached_views(x: np.ndarray, y: np.ndarray, teacher: keras.Model, pre: Prepro
     Without augmentation the one view is the image itself, not mirrored."""
     mirror = mirror and augment
     rng = np.random.default_rng(seed)
-    views = views if augment else 1
+    copies = (views if augment else 1) * (2 if mirror else 1)
     n = len(x)
     scale, offset = np.float32(pre.scale), np.float32(pre.offset)
 
@@ -100,27 +105,46 @@ def cached_views(x: np.ndarray, y: np.ndarray, teacher: keras.Model, pre: Prepro
 
     def teacher_logits(a):
         return np.concatenate([infer(a[i:i + 512]).numpy() for i in range(0, n, 512)])
-    xs, logits = [], []
-    for _ in range(views):
-        xv = augment_numpy(x, rng) if augment else x
+    # One uint8 array filled in place: the cache costs its own size in memory.
+    # Held as TF constants it cost about 5x that at its peak (measured).
+    images = np.empty((copies * n, *x.shape[1:]), np.uint8)
+    logits = np.empty((copies * n, teacher.output_shape[-1]), np.float32)
+    step = 2 if mirror else 1
+    for k in range(0, copies, step):
+        xv = images[k * n:(k + 1) * n]
+        xv[...] = augment_numpy(x, rng) if augment else x
+        logits[k * n:(k + 1) * n] = teacher_logits(xv)
         if mirror:
-            xm = np.ascontiguousarray(xv[:, :, ::-1])
-            both = (teacher_logits(xv) + teacher_logits(xm)) / 2
-            xs += [xv, xm]
-            logits += [both, both]
-        else:
-            xs.append(xv)
-            logits.append(teacher_logits(xv))
-    views = len(xs)
-    xs_t = tf.constant(np.concatenate(xs))  # (views * n, H, W, C) uint8
-    logits_t = tf.constant(np.concatenate(logits).astype(np.float32))
-    y_t = tf.constant(y)
+            xm = images[(k + 1) * n:(k + 2) * n]
+            xm[...] = xv[:, :, ::-1]
+            both = (logits[k * n:(k + 1) * n] + teacher_logits(xm)) / 2
+            logits[k * n:(k + 2) * n] = np.concatenate([both, both])
+    return _cache_dataset(images, y, logits, copies, batch_size, seed, scale, offset)
 
-    def lookup(idx):
-        view = tf.random.uniform(tf.shape(idx), 0, views, dtype=tf.int64)
-        flat = view * n + idx
-        images = tf.cast(tf.gather(xs_t, flat), tf.float32) * scale + offset
-        return images, tf.gather(y_t, idx), tf.gather(logits_t, flat)
+
+def _cache_dataset(images: np.ndarray, y: np.ndarray, logits: np.ndarray, copies: int,
+                   batch_size: int, seed: int, scale: np.float32,
+                   offset: np.float32) -> tf.data.Dataset:
+    """Shuffled batches, each image as one of its `copies`, drawn anew every
+    epoch. The arrays stay in numpy and are read through numpy_function: TF
+    constants captured by a tf.data function are copied again when the
+    pipeline is optimized (another full copy of the cache, measured)."""
+    n = len(y)
+    y = np.asarray(y)
+
+    def gather(flat, idx):
+        return images[flat], y[idx], logits[flat]
+
+    def pick(idx):  # sequential map: the random draws stay in order, so a seed repeats
+        return tf.random.uniform(tf.shape(idx), 0, copies, dtype=tf.int64) * n + idx, idx
+
+    def lookup(flat, idx):
+        batch, labels, targets = tf.numpy_function(
+            gather, [flat, idx], [tf.uint8, tf.as_dtype(y.dtype), tf.float32], stateful=False)
+        batch.set_shape([None, *images.shape[1:]])
+        labels.set_shape([None, *y.shape[1:]])
+        targets.set_shape([None, logits.shape[1]])
+        return tf.cast(batch, tf.float32) * scale + offset, labels, targets
     ds = tf.data.Dataset.range(n).shuffle(n, seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size).map(lookup, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size).map(pick).map(lookup, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
