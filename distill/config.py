@@ -121,9 +121,10 @@ PRESETS: dict[str, DistillConfig] = {
     # each view and its mirror (flip test-time augmentation; x3's teacher: 86.14
     # -> 87.14 % on the test set). From x3's teacher, 40 epochs: 85.66 % float
     # against 85.02 % without it; it costs 5 more teacher passes (~4.5 min).
-    # 10 views instead of 5: +0.33 points from each of two teachers (f1's:
-    # 84.76 -> 85.09 %, g1's: 85.13 -> 85.46 %, float), for 10 more teacher
-    # passes (~3 min on the Xeon host, ~8 on the EPYC host).
+    # 10 views instead of 5: students of two teachers gained 0.30 and 0.14 points
+    # on average (three 5-view and four 10-view students in all; seeds alone
+    # move a student by up to 0.33), for 10 more teacher passes (~3 min on the
+    # Xeon host, ~8 on the EPYC host). README, "10 cached views instead of 5".
     "default": replace(
         SEED, preset="default", teacher_arch="edge_res_wide", student_arch="edge_res",
         teacher_epochs=18, epochs=40, scratch=False, batch_size=128, learning_rate=0.1,
