@@ -171,7 +171,6 @@ def test_mirrored_cache_pairs_each_view_with_its_mirror_and_the_pair_averaged_lo
     assert {img.tobytes() for img in images.numpy()} == originals
 
 
-
 def test_cached_views_repeat_exactly_under_one_seed_and_vary_between_epochs():
     """The view each image shows is drawn in order (not inside the parallel
     map), so the same global seed gives the same batches, epoch after epoch;
@@ -186,6 +185,8 @@ def test_cached_views_repeat_exactly_under_one_seed_and_vary_between_epochs():
     for a, b in zip(first, again):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(first[0], first[1])
+
+
 @pytest.mark.parametrize("overrides, msg", [
     ({"optimizer": "rmsprop"}, "optimizer must be adam or sgd, got 'rmsprop'"),
     ({"schedule": "step"}, "schedule must be constant or onecycle"),
