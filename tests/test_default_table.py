@@ -104,3 +104,40 @@ def test_speedup_only_between_runs_on_one_kind_of_cpu():
     text = default_table.document(seed, default)
     assert "Machines: seed: Test CPU, 2 cores; default: Xeon (avx2, avx512_vnni), 2 cores." in text
     assert "40.0x" not in text
+
+
+def test_ablation_document_deltas_and_grid():
+    import default_ablation
+    res = {"full recipe": {"accuracy": 0.80, "median_epoch_s": 6.0},
+           "no teacher": {"accuracy": 0.7725, "median_epoch_s": 6.5},
+           "no teacher cache": {"accuracy": 0.79, "median_epoch_s": 12.25},
+           "T4 alpha0.1": {"accuracy": 0.80, "median_epoch_s": 6.0},
+           "T1 alpha0.5": {"accuracy": 0.7512, "median_epoch_s": None}}
+    saved = {"command": "python benchmarks/default_ablation.py --subset 100 --epochs 2",
+             "subset": 100, "epochs": 2, "dataset": "d", "n_test": 50,
+             "machine": {"cpu": "Test CPU", "cores": 2}, "versions": {"tensorflow": "9.9"},
+             "teacher_accuracy": 0.9, "results": res}
+    text = default_ablation.document(saved)
+    # 77.25 - 80.00 = -2.75 points; the scratch row comes right after the reference
+    assert ("| no teacher | same student from scratch (plain epochs, online augmentation) "
+            "| 77.25 % | -2.75 | 6.5 |") in text
+    assert "| 79.00 % | -1.00 | 12.2 |" in text
+    lines = text.splitlines()
+    assert lines.index(next(l for l in lines if l.startswith("| no teacher |"))) == \
+        lines.index(next(l for l in lines if l.startswith("| full recipe |"))) + 1
+    # grid: rows are temperatures, columns alphas 0.1 and 0.5; missing cells are "-"
+    assert "| T = 1 | - | 75.12 % |" in text
+    assert "| T = 4 | 80.00 % | - |" in text
+    assert "top-1 90.00 %" in text and "tensorflow 9.9" in text
+    # variants not run yet are left out, not printed empty
+    assert "no mirrored targets" not in text
+
+
+def test_ablation_plan_runs_each_variant_once_reference_excluded():
+    import default_ablation
+    names = [n for n, _ in default_ablation.plan()]
+    assert len(names) == len(set(names))
+    assert "full recipe" not in names and "T4 alpha0.1" not in names  # the reference run
+    assert len(names) == len(default_ablation.ABLATION) - 1 + 4 * 2 - 1
+    assert dict(default_ablation.plan())["T10 alpha0.5"] == ["--temperature", "10.0",
+                                                            "--alpha", "0.5"]
