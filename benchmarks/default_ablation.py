@@ -52,7 +52,7 @@ ABLATION = [
     ("edge_res_small student", "narrower residual student (0.09M params, 4.8M MACs)",
      ["--student-arch", "edge_res_small"]),
 ]
-TEMPERATURES, ALPHAS = (1.0, 2.0, 4.0, 10.0), (0.1, 0.5)
+TEMPERATURES, ALPHAS = (1.0, 2.0, 4.0, 10.0), (0.0, 0.1, 0.5)
 
 
 def sweep_name(t: float, alpha: float) -> str:
