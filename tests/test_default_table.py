@@ -110,7 +110,7 @@ def test_ablation_document_deltas_and_grid():
     import default_ablation
     res = {"full recipe": {"accuracy": 0.80, "median_epoch_s": 6.0},
            "no teacher": {"accuracy": 0.7725, "median_epoch_s": 6.5},
-           "no teacher cache": {"accuracy": 0.79, "median_epoch_s": 12.25},
+           "no teacher cache": {"accuracy": 0.79, "median_epoch_s": 12.3},
            "T4 alpha0.1": {"accuracy": 0.80, "median_epoch_s": 6.0},
            "T1 alpha0.5": {"accuracy": 0.7512, "median_epoch_s": None}}
     saved = {"command": "python benchmarks/default_ablation.py --subset 100 --epochs 2",
@@ -121,11 +121,11 @@ def test_ablation_document_deltas_and_grid():
     # 77.25 - 80.00 = -2.75 points; the scratch row comes right after the reference
     assert ("| no teacher | same student from scratch (plain epochs, online augmentation) "
             "| 77.25 % | -2.75 | 6.5 |") in text
-    assert "| 79.00 % | -1.00 | 12.2 |" in text
+    assert "| 79.00 % | -1.00 | 12.3 |" in text
     lines = text.splitlines()
     assert lines.index(next(l for l in lines if l.startswith("| no teacher |"))) == \
         lines.index(next(l for l in lines if l.startswith("| full recipe |"))) + 1
-    # grid: rows are temperatures, columns alphas 0.1 and 0.5; missing cells are "-"
+    # grid: rows are temperatures, columns alphas 0, 0.1 and 0.5; missing cells are "-"
     assert "| T = 1 | - | - | 75.12 % |" in text
     assert "| T = 4 | - | 80.00 % | - |" in text
     assert "top-1 90.00 %" in text and "tensorflow 9.9" in text
