@@ -25,8 +25,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "ablation" / "ablation.json"
+sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from default_table import median_epoch  # noqa: E402
+from distill.config import PRESETS  # noqa: E402  (TF-free)
 
 # (name, what changes, extra distill flags), most telling first. The first is the
 # reference; its run also trains the scratch baseline ("no teacher").
@@ -53,6 +55,8 @@ ABLATION = [
      ["--student-arch", "edge_res_small"]),
 ]
 TEMPERATURES, ALPHAS = (1.0, 2.0, 4.0, 10.0), (0.0, 0.1, 0.5)
+# The grid cell the reference run already fills: the preset's own T and alpha.
+REFERENCE = (PRESETS["default"].temperature, PRESETS["default"].alpha)
 
 
 def sweep_name(t: float, alpha: float) -> str:
@@ -84,7 +88,7 @@ def summary(model: dict, report: dict) -> dict:
 def plan() -> list[tuple[str, list[str]]]:
     rows = [(name, flags) for name, _, flags in ABLATION]
     sweep = [(sweep_name(t, al), ["--temperature", str(t), "--alpha", str(al)])
-             for t in TEMPERATURES for al in ALPHAS if (t, al) != (4.0, 0.1)]
+             for t in TEMPERATURES for al in ALPHAS if (t, al) != REFERENCE]
     return rows[1:2] + sweep + rows[2:]  # the noise floor, then the sweep, then the rest
 
 
@@ -112,7 +116,7 @@ def main() -> int:
              "teacher_accuracy": ref["models"]["teacher"]["accuracy"],
              "results": {"full recipe": summary(ref["models"]["student"], ref),
                          "no teacher": summary(ref["models"]["student_scratch"], ref)}}
-    saved["results"][sweep_name(4.0, 0.1)] = saved["results"]["full recipe"]
+    saved["results"][sweep_name(*REFERENCE)] = saved["results"]["full recipe"]
     for name, flags in plan():  # results saved and tables rewritten after each run
         report = run_variant(a, name, flags)
         saved["results"][name] = summary(report["models"]["student"], report)
@@ -164,8 +168,8 @@ def document(saved: dict) -> str:
         f"Machine: {m['cpu']}, {m['cores']} cores; {versions}. A shorter schedule on a subset "
         "than the preset's: read differences against the two full-recipe seeds' spread.", "",
         *rows, "",
-        "Temperature x alpha (alpha weights the hard-label loss; T 4, alpha 0.1 is the "
-        "full recipe), student top-1:", "", *grid, ""])
+        "Temperature x alpha (alpha weights the hard-label loss; T "
+        f"{REFERENCE[0]:g}, alpha {REFERENCE[1]:g} is the full recipe), student top-1:", "", *grid, ""])
 
 
 if __name__ == "__main__":
