@@ -71,6 +71,20 @@ def separable(name: str, width: int, input_shape, num_classes: int) -> keras.Mod
     return keras.Model(inputs, _head(x, num_classes), name=name)
 
 
+def pooled(name: str, widths: tuple[int, ...], stem: int, input_shape, num_classes: int) -> keras.Model:
+    """A plain (no shortcut) net in airbench's shape (Jordan, 2024): a full-resolution
+    stem conv, then per width a conv, 2x2 max-pool, BN-ReLU and a second conv at the
+    pooled resolution; global max-pool, dense. Pooling right after each stage's first
+    conv keeps most of the compute at the higher resolution, where it pays most."""
+    inputs = keras.Input(shape=input_shape)
+    x = _conv(inputs, stem)
+    for width in widths:
+        x = L.Conv2D(width, 3, padding="same", use_bias=False)(x)
+        x = _bn_relu(L.MaxPooling2D(2)(x))
+        x = _conv(x, width)
+    return keras.Model(inputs, L.Dense(num_classes)(L.GlobalMaxPooling2D()(x)), name=name)
+
+
 def edge_res(input_shape, num_classes: int) -> keras.Model:
     """The default student: residual, stride-2 stem, widths 24-64-128.
     ~0.30M params, ~9.9M MACs on 32x32x3 (tutorial student: 0.31M, 10.04M)."""
@@ -117,5 +131,13 @@ def edge_res_wide(input_shape, num_classes: int) -> keras.Model:
     return resnet("edge_res_wide", (64, 128, 256), input_shape, num_classes, stem_stride=2)
 
 
-ZOO = {"edge_res": edge_res, "edge_res_lite": edge_res_lite, "edge_res_mid": edge_res_mid, "edge_res_small": edge_res_small,
+def edge_pool(input_shape, num_classes: int) -> keras.Model:
+    return pooled("edge_pool", (32, 128, 128), 16, input_shape, num_classes)
+
+
+def edge_pool_wide(input_shape, num_classes: int) -> keras.Model:
+    return pooled("edge_pool_wide", (48, 192, 192), 24, input_shape, num_classes)
+
+
+ZOO = {"edge_pool": edge_pool, "edge_pool_wide": edge_pool_wide, "edge_res": edge_res, "edge_res_lite": edge_res_lite, "edge_res_mid": edge_res_mid, "edge_res_small": edge_res_small,
        "edge_sep": edge_sep, "edge_teacher": edge_teacher, "edge_res_wide": edge_res_wide}
