@@ -53,6 +53,10 @@ ABLATION = [
      "which slows depthwise 8x)", ["--student-arch", "edge_sep", "--no-jit-compile"]),
     ("edge_res_small student", "narrower residual student (0.09M params, 4.8M MACs)",
      ["--student-arch", "edge_res_small"]),
+    ("edge_pool_student", "plain student in airbench's shape: conv, max-pool, conv per stage "
+     "(0.23M params, 9.99M MACs)", ["--student-arch", "edge_pool_student"]),
+    ("edge_pool_student_160", "the same, widths 8-32-160 (0.29M params, 8.78M MACs)",
+     ["--student-arch", "edge_pool_student_160"]),
 ]
 TEMPERATURES, ALPHAS = (1.0, 2.0, 4.0, 10.0), (0.0, 0.1, 0.5)
 # The grid cell the reference run already fills: the preset's own T and alpha.

@@ -139,5 +139,18 @@ def edge_pool_wide(input_shape, num_classes: int) -> keras.Model:
     return pooled("edge_pool_wide", (48, 192, 192), 24, input_shape, num_classes)
 
 
-ZOO = {"edge_pool": edge_pool, "edge_pool_wide": edge_pool_wide, "edge_res": edge_res, "edge_res_lite": edge_res_lite, "edge_res_mid": edge_res_mid, "edge_res_small": edge_res_small,
+def edge_pool_student(input_shape, num_classes: int) -> keras.Model:
+    """edge_pool's shape within the student budget: stem 8, widths 12-48-128,
+    ~0.23M params and 9.99M MACs (most of them at 32x32 and 16x16)."""
+    return pooled("edge_pool_student", (12, 48, 128), 8, input_shape, num_classes)
+
+
+def edge_pool_student_160(input_shape, num_classes: int) -> keras.Model:
+    """Thinner at high resolution, wider at 4x4: stem 8, widths 8-32-160,
+    ~0.29M params and 8.78M MACs."""
+    return pooled("edge_pool_student_160", (8, 32, 160), 8, input_shape, num_classes)
+
+
+ZOO = {"edge_pool": edge_pool, "edge_pool_wide": edge_pool_wide, "edge_pool_student": edge_pool_student,
+       "edge_pool_student_160": edge_pool_student_160, "edge_res": edge_res, "edge_res_lite": edge_res_lite, "edge_res_mid": edge_res_mid, "edge_res_small": edge_res_small,
        "edge_sep": edge_sep, "edge_teacher": edge_teacher, "edge_res_wide": edge_res_wide}

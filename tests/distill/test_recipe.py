@@ -50,16 +50,42 @@ def test_latency_student_macs_by_hand():
     assert models.count_macs(models.build("edge_res_mid", (32, 32, 3), 10)) == expected == 7_976_192
 
 
-def test_default_teacher_is_the_student_4x_wider():
-    # the student's layout at widths 64-128-256 (by hand, as above): 4x the
-    # params and ~5x the MACs of the student, at the same resolutions
+def test_wide_teacher_is_the_student_4x_wider():
+    # the earlier default teacher: the student's layout at widths 64-128-256 (by
+    # hand, as above), 4x the params and ~5x the MACs, at the same resolutions
     expected = (16 * 16 * 27 * 64 + 2 * 16 * 16 * 576 * 64
                 + 8 * 8 * 576 * 128 + 8 * 8 * 1152 * 128 + 8 * 8 * 64 * 128
                 + 4 * 4 * 1152 * 256 + 4 * 4 * 2304 * 256 + 4 * 4 * 128 * 256 + 256 * 10)
-    t = models.build(PRESETS["default"].teacher_arch, (32, 32, 3), 10)
+    t = models.build("edge_res_wide", (32, 32, 3), 10)
     assert models.count_macs(t) == expected == 48_679_424
     assert t.count_params() == 1_230_282
     assert models.count_macs(models.build("edge_teacher", (32, 32, 3), 10)) == 49_120_512
+
+
+def test_default_teacher_is_the_pooled_one_macs_by_hand():
+    # edge_pool: 3->16 stem at 32x32; per stage a 3x3 conv at the input resolution,
+    # 2x2 max-pool, then a 3x3 conv at the pooled one: 16->32 (32x32, 16x16),
+    # 32->128 (16x16, 8x8), 128->128 (8x8, 4x4); global max-pool, dense
+    expected = (32 * 32 * 27 * 16 + 32 * 32 * 144 * 32 + 16 * 16 * 288 * 32
+                + 16 * 16 * 288 * 128 + 8 * 8 * 1152 * 128
+                + 8 * 8 * 1152 * 128 + 4 * 4 * 1152 * 128 + 128 * 10)
+    t = models.build(PRESETS["default"].teacher_arch, (32, 32, 3), 10)
+    assert models.count_macs(t) == expected == 38_192_384
+    assert t.count_params() == 497_146
+    assert not any(isinstance(l, keras.layers.Add) for l in t.layers)
+    wide = models.build("edge_pool_wide", (32, 32, 3), 10)
+    assert (models.count_macs(wide), wide.count_params()) == (85_600_128, 1_115_506)
+    # the pooled students: stem 8, widths 12-48-128 and 8-32-160 (same rule)
+    def pooled_macs(stem, w1, w2, w3):
+        return (32 * 32 * 27 * stem + 32 * 32 * 9 * stem * w1 + 16 * 16 * 9 * w1 * w1
+                + 16 * 16 * 9 * w1 * w2 + 8 * 8 * 9 * w2 * w2
+                + 8 * 8 * 9 * w2 * w3 + 4 * 4 * 9 * w3 * w3 + w3 * 10)
+    assert pooled_macs(16, 32, 128, 128) == 38_192_384
+    for name, widths in (("edge_pool_student", (8, 12, 48, 128)),
+                         ("edge_pool_student_160", (8, 8, 32, 160))):
+        m = models.build(name, (32, 32, 3), 10)
+        assert models.count_macs(m) == pooled_macs(*widths) <= SEED_STUDENT[1]
+        assert m.count_params() <= SEED_STUDENT[0]
 
 
 def _crops_of(image: np.ndarray, pad: int = 4) -> list[np.ndarray]:
