@@ -26,15 +26,17 @@ ROLES = (("teacher", "teacher"), ("student", "distilled student"),
 # oldest first: v1 had a weaker teacher; d2 is x1's recipe without XLA; x1 trained
 # 16 + 30 epochs (before one tf.data iterator per phase), x2 18 + 34, x4 18 + 44
 # (not kept: no gain over 40), x3 18 + 40 without the mirrored cache, f1 with the
-# mirrored cache of 5 views (and the scratch baseline); "default" (g1) is the
-# current preset, 10 views, and h1 a second run of it (its teacher retrained, no
-# baseline). v1 to x4 ran on an AMD EPYC host, f1, g1 and h1 on an Intel Xeon one
-# (the machines line of the table says so).
+# mirrored cache of 5 views (and the scratch baseline), g1 with 10 views (and the
+# baseline, trained after the timed pipeline), h1 a second run of g1's recipe (its
+# teacher retrained); "default" (p2) is the current preset: g1's recipe with the
+# edge_pool teacher instead of edge_res_wide. v1 to x4 ran on an AMD EPYC host, f1
+# and later runs on an Intel Xeon one (the machines line of the table says so).
 EARLIER = (("default v1", "default_v1"), ("default d2, no XLA", "default_d2"),
            ("default x1, 16+30 epochs", "default_x1"), ("default x2, 18+34 epochs", "default_x2"),
            ("default x3, 18+40 epochs, no mirror", "default_x3"),
            ("default x4, 18+44 epochs", "default_x4"),
-           ("default f1, 5 views", "default_f1"), ("default h1, as default", "default_h1"))
+           ("default f1, 5 views", "default_f1"), ("default g1, 10 views", "default_g1"),
+           ("default h1, g1 again", "default_h1"))
 
 
 def load(preset: str) -> dict:
