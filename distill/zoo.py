@@ -50,8 +50,8 @@ def _separable(x, filters: int, stride: int = 1):
     return _bn_relu(L.Conv2D(filters, 1, use_bias=False)(x))
 
 
-def _head(x, num_classes: int):
-    return L.Dense(num_classes)(L.GlobalAveragePooling2D()(x))
+def _head(x, num_classes: int, pool=L.GlobalAveragePooling2D):
+    return L.Dense(num_classes)(pool()(x))
 
 
 def resnet(name: str, widths: tuple[int, ...], input_shape, num_classes: int,
@@ -88,7 +88,7 @@ def pooled(name: str, widths: tuple[int, ...], stem: int, input_shape, num_class
         x = L.Conv2D(width, 3, padding="same", use_bias=False)(x)
         x = _bn_relu(L.MaxPooling2D(2)(x))
         x = _conv(x, width)
-    return keras.Model(inputs, L.Dense(num_classes)(L.GlobalMaxPooling2D()(x)), name=name)
+    return keras.Model(inputs, _head(x, num_classes, L.GlobalMaxPooling2D), name=name)
 
 
 def edge_res(input_shape, num_classes: int) -> keras.Model:
@@ -138,10 +138,12 @@ def edge_res_wide(input_shape, num_classes: int) -> keras.Model:
 
 
 def edge_pool(input_shape, num_classes: int) -> keras.Model:
+    """The default teacher: stem 16, widths 32-128-128, ~0.50M params, 38.2M MACs."""
     return pooled("edge_pool", (32, 128, 128), 16, input_shape, num_classes)
 
 
 def edge_pool_wide(input_shape, num_classes: int) -> keras.Model:
+    """edge_pool at 1.5x the widths (stem 24, 48-192-192): ~1.12M params, 85.6M MACs."""
     return pooled("edge_pool_wide", (48, 192, 192), 24, input_shape, num_classes)
 
 
@@ -159,6 +161,7 @@ def edge_pool_student_160(input_shape, num_classes: int) -> keras.Model:
     return pooled("edge_pool_student_160", (8, 32, 160), 8, input_shape, num_classes)
 
 
-ZOO = {"edge_pool": edge_pool, "edge_pool_wide": edge_pool_wide, "edge_pool_student": edge_pool_student,
-       "edge_pool_student_160": edge_pool_student_160, "edge_res": edge_res, "edge_res_lite": edge_res_lite, "edge_res_mid": edge_res_mid, "edge_res_small": edge_res_small,
-       "edge_sep": edge_sep, "edge_teacher": edge_teacher, "edge_res_wide": edge_res_wide}
+ZOO = {f.__name__: f for f in (
+    edge_res, edge_res_lite, edge_res_mid, edge_res_small, edge_sep,  # students
+    edge_pool_student, edge_pool_student_160,
+    edge_teacher, edge_res_wide, edge_pool, edge_pool_wide)}  # teachers
