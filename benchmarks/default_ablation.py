@@ -100,7 +100,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data")
-    p.add_argument("--teacher", help="the default preset's trained teacher")
+    p.add_argument("--teacher", help="a trained teacher (.keras), e.g. a default run's")
     p.add_argument("--subset", type=int, default=10000)
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--work", type=Path, default=Path("/tmp/edgekd-ablation"))
@@ -118,6 +118,7 @@ def main() -> int:
              "n_test": ref["dataset"]["n_test"], "machine": ref["machine"],
              "versions": ref.get("versions", {}),
              "teacher_accuracy": ref["models"]["teacher"]["accuracy"],
+             "teacher_arch": ref["models"]["teacher"]["name"],
              "results": {"full recipe": summary(ref["models"]["student"], ref),
                          "no teacher": summary(ref["models"]["student_scratch"], ref)}}
     saved["results"][sweep_name(*REFERENCE)] = saved["results"]["full recipe"]
@@ -163,11 +164,13 @@ def document(saved: dict) -> str:
         grid.append(f"| T = {t:g} | " + " | ".join(cells) + " |")
     m, v = saved["machine"], saved.get("versions", {})
     versions = ", ".join(f"{k} {v[k]}" for k in ("tensorflow", "tf-keras") if k in v)
+    # Saved results from before the teacher's name was recorded used edge_res_wide.
+    teacher = saved.get("teacher_arch", "edge_res_wide")
     return "\n".join([
         "# Default recipe: ablation and temperature/alpha sweep", "",
         f"`{saved['command']}`: {saved['dataset']}, the first {saved['subset']} shuffled "
         f"training images, {saved['epochs']} student epochs of the default recipe (one-cycle "
-        f"over those epochs), the default preset's trained teacher supplied (top-1 "
+        f"over those epochs), a trained teacher supplied ({teacher}, top-1 "
         f"{100 * saved['teacher_accuracy']:.2f} %), top-1 on all {saved['n_test']} test images. "
         f"Machine: {m['cpu']}, {m['cores']} cores; {versions}. A shorter schedule on a subset "
         "than the preset's: read differences against the two full-recipe seeds' spread.", "",

@@ -116,7 +116,7 @@ def test_ablation_document_deltas_and_grid():
     saved = {"command": "python benchmarks/default_ablation.py --subset 100 --epochs 2",
              "subset": 100, "epochs": 2, "dataset": "d", "n_test": 50,
              "machine": {"cpu": "Test CPU", "cores": 2}, "versions": {"tensorflow": "9.9"},
-             "teacher_accuracy": 0.9, "results": res}
+             "teacher_accuracy": 0.9, "teacher_arch": "big_net", "results": res}
     text = default_ablation.document(saved)
     # 77.25 - 80.00 = -2.75 points; the scratch row comes right after the reference
     assert ("| no teacher | same student from scratch (plain epochs, online augmentation) "
@@ -128,7 +128,7 @@ def test_ablation_document_deltas_and_grid():
     # grid: rows are temperatures, columns alphas 0, 0.1 and 0.5; missing cells are "-"
     assert "| T = 1 | - | - | 75.12 % |" in text
     assert "| T = 4 | - | 80.00 % | - |" in text
-    assert "top-1 90.00 %" in text and "tensorflow 9.9" in text
+    assert "(big_net, top-1 90.00 %)" in text and "tensorflow 9.9" in text
     # variants not run yet are left out, not printed empty
     assert "no mirrored targets" not in text
 
