@@ -164,13 +164,11 @@ def document(saved: dict) -> str:
         grid.append(f"| T = {t:g} | " + " | ".join(cells) + " |")
     m, v = saved["machine"], saved.get("versions", {})
     versions = ", ".join(f"{k} {v[k]}" for k in ("tensorflow", "tf-keras") if k in v)
-    # Saved results from before the teacher's name was recorded used edge_res_wide.
-    teacher = saved.get("teacher_arch", "edge_res_wide")
     return "\n".join([
         "# Default recipe: ablation and temperature/alpha sweep", "",
         f"`{saved['command']}`: {saved['dataset']}, the first {saved['subset']} shuffled "
         f"training images, {saved['epochs']} student epochs of the default recipe (one-cycle "
-        f"over those epochs), a trained teacher supplied ({teacher}, top-1 "
+        f"over those epochs), a trained teacher supplied ({saved['teacher_arch']}, top-1 "
         f"{100 * saved['teacher_accuracy']:.2f} %), top-1 on all {saved['n_test']} test images. "
         f"Machine: {m['cpu']}, {m['cores']} cores; {versions}. A shorter schedule on a subset "
         "than the preset's: read differences against the two full-recipe seeds' spread.", "",

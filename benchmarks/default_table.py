@@ -22,16 +22,17 @@ sys.path.insert(0, str(ROOT))
 from edgekd.environment import int8_text  # noqa: E402
 ROLES = (("teacher", "teacher"), ("student", "distilled student"),
          ("student_scratch", "student from scratch"))
-# Earlier default-preset runs kept beside the current one (label, results folder),
+# The other default-preset runs kept beside the reference one (label, results folder),
 # oldest first: v1 had a weaker teacher; d2 is x1's recipe without XLA; x1 trained
 # 16 + 30 epochs (before one tf.data iterator per phase), x2 18 + 34, x4 18 + 44
 # (not kept: no gain over 40), x3 18 + 40 without the mirrored cache, f1 with the
 # mirrored cache of 5 views (and the scratch baseline), g1 with 10 views (and the
 # baseline, trained after the timed pipeline), h1 a second run of g1's recipe (its
 # teacher retrained); "default" (p2) is the current preset: g1's recipe with the
-# edge_pool teacher instead of edge_res_wide. v1 to x4 ran on an AMD EPYC host, f1
-# and later runs on an Intel Xeon one (the machines line of the table says so).
-EARLIER = (("default v1", "default_v1"), ("default d2, no XLA", "default_d2"),
+# edge_pool teacher instead of edge_res_wide; p3 is p2 again with seed 1. v1 to x4
+# ran on an AMD EPYC host, f1 and later runs on an Intel Xeon one (the machines line
+# of the table says so).
+OTHER_RUNS = (("default v1", "default_v1"), ("default d2, no XLA", "default_d2"),
            ("default x1, 16+30 epochs", "default_x1"), ("default x2, 18+34 epochs", "default_x2"),
            ("default x3, 18+40 epochs, no mirror", "default_x3"),
            ("default x4, 18+44 epochs", "default_x4"),
@@ -138,25 +139,25 @@ def speedup_line(seed: dict, default: dict) -> str:
     return head + f"{teacher_f32['latency']['1']['p50_ms'] / best['latency']['1']['p50_ms']:.1f}x faster."
 
 
-def document(seed: dict, default: dict, earlier: list[tuple[str, dict]] = ()) -> str:
-    """`earlier`: previous default-preset runs as (label, run), e.g. from
+def document(seed: dict, default: dict, others: list[tuple[str, dict]] = ()) -> str:
+    """`others`: other default-preset runs as (label, run), e.g. from
     benchmarks/results/default_v1/, kept as rows under their labels so that
     their numbers stay comparable (times and latencies only on one machine:
     the machines line says which run ran where)."""
     v = default["train"]["versions"]
     machines = "; ".join(f"{label}: {_machine(run)}" for label, run in
-                         [("seed", seed), *earlier, ("default", default)])
+                         [("seed", seed), *others, ("default", default)])
     return "\n".join([
         "# The default preset beside the seed preset (CIFAR-10, JPEG copy)", "",
         f"Machines: {machines}. Versions: tensorflow "
         f"{v.get('tensorflow')}, tf-keras {v.get('tf-keras')}, ai-edge-litert "
         f"{v.get('ai-edge-litert')}. "
         + " ".join(_config_line(f"Config of {label}", run["train"]["config"])
-                   for label, run in [("default", default), *earlier]), "",
+                   for label, run in [("default", default), *others]), "",
         "| preset | model | params | MACs | float top-1 (Keras) | int8 top-1 (TFLite) | epochs "
         "| s/epoch (median) | TFLite fp32 p50 ms | TFLite int8 p50 ms |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-        *model_rows("seed", seed), *(r for label, run in earlier for r in model_rows(label, run)),
+        *model_rows("seed", seed), *(r for label, run in others for r in model_rows(label, run)),
         *model_rows("default", default), "",
         "Wall time per stage, minutes (distill stage = teacher + cache + student + scratch "
         "+ data and evaluation; \"(after)\": the baseline was trained after the timed "
@@ -164,17 +165,17 @@ def document(seed: dict, default: dict, earlier: list[tuple[str, dict]] = ()) ->
         "| preset | teacher | teacher cache | distill student | scratch student | distill stage "
         "| export | bench | edge-model total | distill/plain epoch |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-        stage_rows("seed", seed), *(stage_rows(label, run) for label, run in earlier),
+        stage_rows("seed", seed), *(stage_rows(label, run) for label, run in others),
         stage_rows("default", default), "",
         speedup_line(seed, default), ""])
 
 
-def load_earlier() -> list[tuple[str, dict]]:
-    return [(label, load(name)) for label, name in EARLIER if (RESULTS / name).is_dir()]
+def load_other_runs() -> list[tuple[str, dict]]:
+    return [(label, load(name)) for label, name in OTHER_RUNS if (RESULTS / name).is_dir()]
 
 
 def main() -> int:
-    text = document(load("seed"), load("default"), load_earlier())
+    text = document(load("seed"), load("default"), load_other_runs())
     (ROOT / "benchmarks" / "default_table.md").write_text(text)
     print(text)
     return 0
