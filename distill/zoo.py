@@ -132,10 +132,10 @@ def edge_teacher(input_shape, num_classes: int) -> keras.Model:
 
 
 def edge_res_wide(input_shape, num_classes: int) -> keras.Model:
-    """The default teacher: the student's shape (stride-2 stem, same depth) at
-    widths 64-128-256: 4x its params (~1.23M) and ~49M MACs. It trains as fast
-    as edge_teacher (same MACs) but has the capacity to be clearly stronger than
-    the student, and a teacher of the student's own family is easier to match."""
+    """The second default teacher, until edge_pool: the student's shape (stride-2
+    stem, same depth) at widths 64-128-256, 4x its params (~1.23M) and ~49M MACs.
+    It trains as fast as edge_teacher (same MACs) but is clearly stronger than the
+    student."""
     return resnet("edge_res_wide", (64, 128, 256), input_shape, num_classes, stem_stride=2)
 
 
