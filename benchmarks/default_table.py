@@ -33,12 +33,12 @@ ROLES = (("teacher", "teacher"), ("student", "distilled student"),
 # ran on an AMD EPYC host, f1 and later runs on an Intel Xeon one (the machines line
 # of the table says so).
 OTHER_RUNS = (("default v1", "default_v1"), ("default d2, no XLA", "default_d2"),
-           ("default x1, 16+30 epochs", "default_x1"), ("default x2, 18+34 epochs", "default_x2"),
-           ("default x3, 18+40 epochs, no mirror", "default_x3"),
-           ("default x4, 18+44 epochs", "default_x4"),
-           ("default f1, 5 views", "default_f1"), ("default g1, 10 views", "default_g1"),
-           ("default h1, g1 again", "default_h1"),
-           ("default p3, seed 1", "default_p3"))
+              ("default x1, 16+30 epochs", "default_x1"), ("default x2, 18+34 epochs", "default_x2"),
+              ("default x3, 18+40 epochs, no mirror", "default_x3"),
+              ("default x4, 18+44 epochs", "default_x4"),
+              ("default f1, 5 views", "default_f1"), ("default g1, 10 views", "default_g1"),
+              ("default h1, g1 again", "default_h1"),
+              ("default p3, seed 1", "default_p3"))
 
 
 def load(preset: str) -> dict:
