@@ -12,6 +12,8 @@ benchmarks/default_ablation.md and README.md (between `<!-- edgekd:ablation:star
 and its end marker): the student's top-1 on the full test set, its change
 against the full recipe, and the median epoch time (which shows what the
 teacher cache saves). A second seed of the full recipe gives the noise floor.
+Last, smoothed and mixed targets for the teacher (TEACHERS): each trains a teacher
+on the subset with the change and distills the student from it.
 """
 
 from __future__ import annotations
@@ -57,6 +59,21 @@ ABLATION = [
      "(0.23M params, 9.99M MACs)", ["--student-arch", "edge_pool_student"]),
     ("edge_pool_student_160", "the same, widths 8-32-160 (0.29M params, 8.78M MACs)",
      ["--student-arch", "edge_pool_student_160"]),
+    ("label smoothing 0.1", "hard labels smoothed (eps 0.1) in the student's CE term",
+     ["--label-smoothing", "0.1"]),
+    ("mixup 0.2", "mixup, lambda ~ Beta(0.2, 0.2); labels and cached teacher probabilities "
+     "mixed alike", ["--mixup", "0.2"]),
+    ("mixup 1.0", "the same with lambda ~ Beta(1, 1)", ["--mixup", "1.0"]),
+]
+# Targets for the teacher: each trains its own teacher (the preset's architecture,
+# the subset, the same epochs) with the change, then the full recipe distills
+# the student from it, so the teacher's own training is all that differs.
+TEACHERS = [
+    ("subset teacher", "teacher trained on the subset with the default recipe", []),
+    ("subset teacher, label smoothing 0.1", "the same, hard labels smoothed (eps 0.1)",
+     ["--label-smoothing", "0.1"]),
+    ("subset teacher, mixup 0.2", "the same with mixup, lambda ~ Beta(0.2, 0.2)",
+     ["--mixup", "0.2"]),
 ]
 TEMPERATURES, ALPHAS = (1.0, 2.0, 4.0, 10.0), (0.0, 0.1, 0.5)
 # The grid cell the reference run already fills: the preset's own T and alpha.
@@ -67,13 +84,20 @@ def sweep_name(t: float, alpha: float) -> str:
     return f"T{t:g} alpha{alpha:g}"
 
 
-def run_variant(a, name: str, flags: list[str], scratch: bool = False) -> dict:
+def run_variant(a, name: str, flags: list[str], scratch: bool = False,
+                teacher: str | None = None) -> dict:
+    """One distill run on the subset, from `teacher` (default: --teacher); with
+    teacher "train" it trains its own (flags apply to it) for one student epoch."""
     out = a.work / name.replace(" ", "_").replace(",", "")
     report = out / "train_report.json"
     if not report.is_file():
+        teacher = teacher or a.teacher
+        source = (["--teacher-epochs", str(a.epochs), "--teacher-cache-views", "1",
+                   "--no-teacher-cache-mirror"] if teacher == "train" else ["--teacher", teacher])
+        epochs = 1 if teacher == "train" else a.epochs
         cmd = [sys.executable, "-m", "distill", "--preset", "default", "--data", a.data,
-               "--teacher", a.teacher, "--train-subset", str(a.subset), "--epochs",
-               str(a.epochs), "--out", str(out), "--quiet",
+               *source, "--train-subset", str(a.subset), "--epochs",
+               str(epochs), "--out", str(out), "--quiet",
                "--scratch" if scratch else "--no-scratch", *flags]
         t0 = time.perf_counter()
         res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
@@ -126,6 +150,14 @@ def main() -> int:
         report = run_variant(a, name, flags)
         saved["results"][name] = summary(report["models"]["student"], report)
         publish(saved)
+    for name, _, flags in TEACHERS:
+        trained = run_variant(a, f"{name} (training)", flags, teacher="train")
+        report = run_variant(a, name, [], teacher=trained["artifacts"] + "/teacher.keras")
+        saved.setdefault("teachers", {})[name] = {
+            "teacher_accuracy": trained["models"]["teacher"]["accuracy"],
+            "teacher_median_epoch_s": median_epoch(trained["models"]["teacher"]),
+            **summary(report["models"]["student"], report)}
+        publish(saved)
     return 0
 
 
@@ -163,6 +195,12 @@ def document(saved: dict) -> str:
                  else "-" for al in ALPHAS]
         grid.append(f"| T = {t:g} | " + " | ".join(cells) + " |")
     m, v = saved["machine"], saved.get("versions", {})
+    teachers = ["| teacher | change | teacher top-1 | teacher s/epoch | student top-1 |",
+                "|---|---|---:|---:|---:|"]
+    for name, change, _ in TEACHERS:
+        if (r := saved.get("teachers", {}).get(name)):
+            teachers.append(f"| {name} | {change} | {100 * r['teacher_accuracy']:.2f} % "
+                            f"| {r['teacher_median_epoch_s']:.1f} | {100 * r['accuracy']:.2f} % |")
     versions = ", ".join(f"{k} {v[k]}" for k in ("tensorflow", "tf-keras") if k in v)
     return "\n".join([
         "# Default recipe: ablation and temperature/alpha sweep", "",
@@ -174,7 +212,10 @@ def document(saved: dict) -> str:
         "than the preset's: read differences against the two full-recipe seeds' spread.", "",
         *rows, "",
         "Temperature x alpha (alpha weights the hard-label loss; T "
-        f"{REFERENCE[0]:g}, alpha {REFERENCE[1]:g} is the full recipe), student top-1:", "", *grid, ""])
+        f"{REFERENCE[0]:g}, alpha {REFERENCE[1]:g} is the full recipe), student top-1:", "", *grid, "",
+        *(["Smoothed and mixed targets for the teacher: each teacher trained on the same subset "
+           "for the same epochs, then the student distilled from it with the full recipe:", "",
+           *teachers, ""] if len(teachers) > 2 else [])])
 
 
 if __name__ == "__main__":

@@ -55,6 +55,9 @@ def parser() -> OneLineParser:
     p.add_argument("--teacher-cache-mirror", action=argparse.BooleanOptionalAction, default=None,
                    help="also cache each view mirrored, with the teacher's logits averaged "
                    "over the pair (flip test-time augmentation; twice the cache time)")
+    p.add_argument("--label-smoothing", type=float, help="epsilon for the hard-label targets")
+    p.add_argument("--mixup", type=float, help="mixup's Beta concentration (0: off); cached "
+                   "teacher targets are mixed like the labels")
     p.add_argument("--strategy", help="default | mirrored (GPUs of one machine) | multiworker "
                    "(TF_CONFIG; see python -m distill.launch); --batch-size is the global batch")
     p.add_argument("--jit-compile", action=argparse.BooleanOptionalAction, default=None,

@@ -42,6 +42,9 @@ class DistillConfig:
     augment: bool = False  # random 4-pixel-padded crops and flips
     teacher_cache_views: int = 0  # > 0: V cached augmented views with teacher logits
     teacher_cache_mirror: bool = False  # also cache each view mirrored; logits averaged
+    # Soft hard-label targets (recipe.soft_targets), for every phase that trains:
+    label_smoothing: float = 0.0  # epsilon: one-hot targets become (1 - eps) y + eps / K
+    mixup: float = 0.0  # > 0: mixup (Zhang et al. 2018), lambda ~ Beta(mixup, mixup) per batch
     strategy: str = "default"  # default | mirrored | multiworker (tf.distribute)
     # XLA for the training steps (teacher, student). Measured in a real fit() on
     # this CPU (benchmarks/zoo_throughput.md): wide teacher 1.21x, edge_res 1.16x;
@@ -85,6 +88,11 @@ class DistillConfig:
             raise EdgekdError("warmup epochs, weight decay and teacher cache views must be >= 0, "
                               f"got {self.warmup_epochs}, {self.weight_decay}, "
                               f"{self.teacher_cache_views}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise EdgekdError(f"label smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.mixup < 0:
+            raise EdgekdError(f"mixup must be >= 0 (the Beta concentration; 0: off), "
+                              f"got {self.mixup}")
         if self.teacher_cache_mirror and not self.teacher_cache_views:
             raise EdgekdError("teacher cache mirror needs cached views: add "
                               "--teacher-cache-views N (N >= 1)")

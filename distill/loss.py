@@ -13,6 +13,14 @@ from distill.tfenv import keras, tf
 from edgekd.errors import EdgekdError
 
 
+def hard_label_ce(y_true, logits):
+    """Cross-entropy against class indices (rank 1) or soft targets (rank 2)."""
+    y_true = tf.convert_to_tensor(y_true)
+    if y_true.shape.rank == 2:
+        return keras.losses.categorical_crossentropy(y_true, logits, from_logits=True)
+    return keras.losses.sparse_categorical_crossentropy(y_true, logits, from_logits=True)
+
+
 class DistillationLoss:
     def __init__(self, alpha: float = 0.1, temperature: float = 10.0):
         if not 0.0 <= alpha <= 1.0:
@@ -24,10 +32,10 @@ class DistillationLoss:
         self.temperature = float(temperature)
 
     def parts(self, y_true, teacher_logits, student_logits):
-        """(hard-label CE, T^2-scaled soft KL), each per example."""
+        """(hard-label CE, T^2-scaled soft KL), each per example. `y_true`: class
+        indices, or per-class target probabilities (label smoothing, mixup)."""
         t = self.temperature
-        ce = keras.losses.sparse_categorical_crossentropy(y_true, student_logits,
-                                                          from_logits=True)
+        ce = hard_label_ce(y_true, student_logits)
         # keras' kl_divergence clips both to [1e-7, 1], exactly like the tutorial's KLDivergence
         kl = keras.losses.kl_divergence(tf.nn.softmax(teacher_logits / t, axis=-1),
                                         tf.nn.softmax(student_logits / t, axis=-1))

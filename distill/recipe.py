@@ -59,6 +59,36 @@ def augment_numpy(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
+def soft_targets(ds: tf.data.Dataset, num_classes: int, label_smoothing: float = 0.0,
+                 mixup: float = 0.0, temperature: float = 1.0) -> tf.data.Dataset:
+    """Batches of (x, y) or (x, y, teacher logits) -> the same with y one-hot,
+    label-smoothed by `label_smoothing`, and with `mixup` > 0 mixed pairwise
+    within each batch (Zhang et al. 2018): x' = lam x + (1 - lam) x[perm], the
+    same for y, lam ~ Beta(mixup, mixup) once per batch. Cached teacher logits
+    are mixed as probabilities at `temperature` (what mixup does to labels) and
+    returned as logits with exactly that softmax: T log(p'). The teacher's
+    output on the mixed image itself is not in the cache; an online teacher
+    (no cache) sees the mixed images, so there no mixing of its targets is needed.
+    Unchanged (sparse labels) when both are off."""
+    if not (label_smoothing or mixup):
+        return ds
+    eps, t = float(label_smoothing), float(temperature)
+
+    def mix(x, y, *teacher):
+        y = tf.one_hot(tf.cast(y, tf.int32), num_classes) * (1.0 - eps) + eps / num_classes
+        if mixup:
+            g = tf.random.gamma([2], mixup)
+            lam = g[0] / (g[0] + g[1])
+            perm = tf.random.shuffle(tf.range(tf.shape(x)[0]))
+            blend = lambda a: lam * a + (1.0 - lam) * tf.gather(a, perm)  # noqa: E731
+            x, y = blend(x), blend(y)
+            if teacher:
+                p = blend(tf.nn.softmax(teacher[0] / t, axis=-1))
+                teacher = (t * tf.math.log(tf.maximum(p, 1e-30)),)
+        return (x, y, *teacher)
+    return ds.map(mix, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
 class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
     """Linear warm-up from peak/25 to `peak` over `warmup` steps, then cosine
     decay to 0 at `total` steps (Smith's one-cycle, cosine flavour)."""

@@ -19,7 +19,7 @@ from distill.distribute import (is_chief, make_strategy, num_workers, save_model
                                 worker_index)
 from distill.loss import DistillationLoss
 from distill.tfenv import keras
-from distill.recipe import cached_views, make_optimizer
+from distill.recipe import cached_views, make_optimizer, soft_targets
 from distill.train import Distiller, accuracy, compile_classifier, make_dataset, run_phase
 from edgekd import environment
 from edgekd.atomic import swap_into_place, write_json, write_text
@@ -56,9 +56,14 @@ def _training_data(cfg: DistillConfig, ds: DataSet):
     """(x, y) of the training subset, the calibration images, and the shuffled
     (augmented) training dataset, sharded for the strategy in scope."""
     (x_tr, y_tr), x_calib = _split(ds, cfg)
-    train_ds = shard_by_data(make_dataset(x_tr, y_tr, ds.preprocessing, cfg.batch_size, True,
-                                          cfg.seed, cfg.augment))
+    plain = make_dataset(x_tr, y_tr, ds.preprocessing, cfg.batch_size, True, cfg.seed, cfg.augment)
+    train_ds = shard_by_data(soft_targets(plain, len(ds.labels), cfg.label_smoothing, cfg.mixup))
     return (x_tr, y_tr), x_calib, train_ds
+
+
+def _soft(cfg: DistillConfig) -> bool:
+    """Whether the hard-label targets come as probabilities (recipe.soft_targets)."""
+    return bool(cfg.label_smoothing or cfg.mixup)
 
 
 def _teacher(cfg, ds, train_ds, work: Path, verbose: int,
@@ -75,7 +80,7 @@ def _teacher(cfg, ds, train_ds, work: Path, verbose: int,
     keras.utils.set_random_seed(cfg.seed)
     teacher = compile_classifier(models.build(cfg.teacher_arch, pre.input_shape, n),
                                  _optimizer(cfg, cfg.learning_rate, cfg.teacher_epochs, train_ds),
-                                 cfg.jit_compile)
+                                 cfg.jit_compile, _soft(cfg))
     log = run_phase("teacher", teacher, train_ds, cfg.teacher_epochs, work, verbose, chief=chief)
     save_model(teacher, saved, chief, lambda m, p: m.save(p))
     return teacher, {"trained": True, "epochs": log}
@@ -109,7 +114,7 @@ def _optimizer(cfg, lr: float, epochs: int, train_ds, schedule: str | None = Non
 def _trainer(cfg, ds, model, teacher, optimizer):
     """A Distiller for `model` (teacher given) or a plain classifier (teacher None)."""
     if teacher is None:
-        return compile_classifier(model, optimizer, cfg.jit_compile)
+        return compile_classifier(model, optimizer, cfg.jit_compile, _soft(cfg))
     trainer = Distiller(model, teacher, DistillationLoss(cfg.alpha, cfg.temperature))
     trainer.compile(optimizer=optimizer, jit_compile=cfg.jit_compile)
     trainer(np.zeros((1, *ds.preprocessing.input_shape), np.float32))  # build: resume needs it
@@ -178,9 +183,11 @@ class StudentData:
             return self.plain
         if self._views is None:
             t0 = time.perf_counter()
-            self._views = shard_by_data(cached_views(
-                self.x, self.y, self.teacher, self.pre, cfg.teacher_cache_views,
-                cfg.batch_size, cfg.seed, cfg.augment, cfg.teacher_cache_mirror))
+            views = cached_views(self.x, self.y, self.teacher, self.pre, cfg.teacher_cache_views,
+                                 cfg.batch_size, cfg.seed, cfg.augment, cfg.teacher_cache_mirror)
+            self._views = shard_by_data(soft_targets(
+                views, self.teacher.output_shape[-1], cfg.label_smoothing, cfg.mixup,
+                cfg.temperature))
             self.cache_seconds = round(time.perf_counter() - t0, 2)
             mirrored = " (and their mirrors)" if cfg.teacher_cache_mirror else ""
             print(f"[distill] teacher logits cached for {cfg.teacher_cache_views} views"

@@ -36,6 +36,11 @@ def make_dataset(x: np.ndarray, y: np.ndarray, pre: Preprocessing, batch_size: i
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+def _labels(y):
+    """Class indices of sparse or soft (smoothed, mixed) targets."""
+    return tf.argmax(y, axis=-1) if y.shape.rank == 2 else y
+
+
 class Distiller(keras.Model):
     """Trains `student` against a frozen `teacher` with a DistillationLoss."""
 
@@ -73,7 +78,7 @@ class Distiller(keras.Model):
         self.loss_tracker.update_state(per_example)
         self.ce_tracker.update_state(ce)
         self.kl_tracker.update_state(kl)
-        self.acc.update_state(y, student_logits)
+        self.acc.update_state(_labels(y), student_logits)
         return {m.name: m.result() for m in self.metrics}
 
     def test_step(self, data):
@@ -132,15 +137,20 @@ def run_phase(name: str, model: keras.Model, train_ds, epochs: int, work: Path,
     return log.epochs
 
 
-def compile_classifier(model: keras.Model, optimizer, jit_compile: bool = False) -> keras.Model:
+def compile_classifier(model: keras.Model, optimizer, jit_compile: bool = False,
+                       soft_targets: bool = False) -> keras.Model:
     """Plain cross-entropy training; `optimizer` is a Keras optimizer or a
-    learning rate for Adam (the tutorial's); `jit_compile`: XLA train steps."""
+    learning rate for Adam (the tutorial's); `jit_compile`: XLA train steps;
+    `soft_targets`: the labels come as per-class probabilities (recipe.soft_targets)."""
     if isinstance(optimizer, (int, float)):
         optimizer = keras.optimizers.Adam(optimizer)
-    model.compile(optimizer=optimizer,
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-                  jit_compile=jit_compile)
+    if soft_targets:
+        loss = keras.losses.CategoricalCrossentropy(from_logits=True)
+        metric = keras.metrics.CategoricalAccuracy(name="accuracy")
+    else:
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        metric = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+    model.compile(optimizer=optimizer, loss=loss, metrics=[metric], jit_compile=jit_compile)
     return model
 
 

@@ -141,3 +141,18 @@ def test_ablation_plan_runs_each_variant_once_reference_excluded():
     assert len(names) == len(default_ablation.ABLATION) - 1 + 4 * 3 - 1
     assert dict(default_ablation.plan())["T10 alpha0.5"] == ["--temperature", "10.0",
                                                             "--alpha", "0.5"]
+
+
+def test_ablation_document_teacher_targets_table():
+    import default_ablation
+    base = {"command": "c", "subset": 100, "epochs": 2, "dataset": "d", "n_test": 50,
+            "machine": {"cpu": "Test CPU", "cores": 2}, "teacher_accuracy": 0.9,
+            "teacher_arch": "big_net", "results": {"full recipe": {"accuracy": 0.8,
+                                                                   "median_epoch_s": 6.0}}}
+    assert "Smoothed and mixed targets for the teacher" not in default_ablation.document(base)
+    teachers = {"subset teacher, mixup 0.2": {"teacher_accuracy": 0.71234,
+                                              "teacher_median_epoch_s": 18.44, "accuracy": 0.6543}}
+    text = default_ablation.document({**base, "teachers": teachers})
+    assert ("| subset teacher, mixup 0.2 | the same with mixup, lambda ~ Beta(0.2, 0.2) "
+            "| 71.23 % | 18.4 | 65.43 % |") in text
+    assert "| subset teacher | teacher trained" not in text  # not run: left out
