@@ -74,6 +74,10 @@ TEACHERS = [
      ["--label-smoothing", "0.1"]),
     ("subset teacher, mixup 0.2", "the same with mixup, lambda ~ Beta(0.2, 0.2)",
      ["--mixup", "0.2"]),
+    ("subset teacher, seed 7", "the first row with seed 7 (teacher init and subset)",
+     ["--seed", "7"]),
+    ("subset teacher, label smoothing 0.1, seed 7", "the second row with seed 7",
+     ["--label-smoothing", "0.1", "--seed", "7"]),
 ]
 TEMPERATURES, ALPHAS = (1.0, 2.0, 4.0, 10.0), (0.0, 0.1, 0.5)
 # The grid cell the reference run already fills: the preset's own T and alpha.

@@ -38,7 +38,7 @@ OTHER_RUNS = (("default v1", "default_v1"), ("default d2, no XLA", "default_d2")
               ("default x4, 18+44 epochs", "default_x4"),
               ("default f1, 5 views", "default_f1"), ("default g1, 10 views", "default_g1"),
               ("default h1, g1 again", "default_h1"),
-              ("default p3, seed 1", "default_p3"))
+              ("default p3, seed 1", "default_p3"), ("default p4, seed 2", "default_p4"))
 
 
 def load(preset: str) -> dict:
