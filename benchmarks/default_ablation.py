@@ -217,8 +217,9 @@ def document(saved: dict) -> str:
         *rows, "",
         "Temperature x alpha (alpha weights the hard-label loss; T "
         f"{REFERENCE[0]:g}, alpha {REFERENCE[1]:g} is the full recipe), student top-1:", "", *grid, "",
-        *(["Smoothed and mixed targets for the teacher: each teacher trained on the same subset "
-           "for the same epochs, then the student distilled from it with the full recipe:", "",
+        *(["Smoothed and mixed targets for the teacher: each teacher trained on the subset for "
+           "the same epochs (seed 7: another 10,000 images), then the student distilled from it "
+           "with the full recipe (always seed 42's subset and init):", "",
            *teachers, ""] if len(teachers) > 2 else [])])
 
 

@@ -135,6 +135,8 @@ PRESETS: dict[str, DistillConfig] = {
     # on average (three 5-view and four 10-view students in all; seeds alone
     # move a student by up to 0.33), for 10 more teacher passes (~3 min on the
     # Xeon host, ~8 on the EPYC host). README, "10 cached views instead of 5".
+    # Label smoothing and mixup stay off (0): in the ablation neither helped the
+    # student (benchmarks/default_ablation.md, "Smoothed and mixed targets").
     "default": replace(
         SEED, preset="default", teacher_arch="edge_pool", student_arch="edge_res",
         teacher_epochs=18, epochs=40, scratch=False, batch_size=128, learning_rate=0.1,
