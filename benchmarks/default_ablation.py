@@ -89,16 +89,16 @@ def sweep_name(t: float, alpha: float) -> str:
 
 
 def run_variant(a, name: str, flags: list[str], scratch: bool = False,
-                teacher: str | None = None) -> dict:
+                teacher: str | None = None, train_teacher: bool = False) -> dict:
     """One distill run on the subset, from `teacher` (default: --teacher); with
-    teacher "train" it trains its own (flags apply to it) for one student epoch."""
+    `train_teacher` it trains its own (flags apply to it) and one student epoch."""
     out = a.work / name.replace(" ", "_").replace(",", "")
     report = out / "train_report.json"
     if not report.is_file():
-        teacher = teacher or a.teacher
         source = (["--teacher-epochs", str(a.epochs), "--teacher-cache-views", "1",
-                   "--no-teacher-cache-mirror"] if teacher == "train" else ["--teacher", teacher])
-        epochs = 1 if teacher == "train" else a.epochs
+                   "--no-teacher-cache-mirror"] if train_teacher
+                  else ["--teacher", teacher or a.teacher])
+        epochs = 1 if train_teacher else a.epochs
         cmd = [sys.executable, "-m", "distill", "--preset", "default", "--data", a.data,
                *source, "--train-subset", str(a.subset), "--epochs",
                str(epochs), "--out", str(out), "--quiet",
@@ -155,7 +155,7 @@ def main() -> int:
         saved["results"][name] = summary(report["models"]["student"], report)
         publish(saved)
     for name, _, flags in TEACHERS:
-        trained = run_variant(a, f"{name} (training)", flags, teacher="train")
+        trained = run_variant(a, f"{name} (training)", flags, train_teacher=True)
         report = run_variant(a, name, [], teacher=trained["artifacts"] + "/teacher.keras")
         saved.setdefault("teachers", {})[name] = {
             "teacher_accuracy": trained["models"]["teacher"]["accuracy"],

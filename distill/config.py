@@ -135,8 +135,9 @@ PRESETS: dict[str, DistillConfig] = {
     # on average (three 5-view and four 10-view students in all; seeds alone
     # move a student by up to 0.33), for 10 more teacher passes (~3 min on the
     # Xeon host, ~8 on the EPYC host). README, "10 cached views instead of 5".
-    # Label smoothing and mixup stay off (0): in the ablation neither helped the
-    # student (benchmarks/default_ablation.md, "Smoothed and mixed targets").
+    # Label smoothing and mixup stay off (0): on the student neither helped in the
+    # ablation; a smoothed teacher taught a little better there, near the noise
+    # floor, not yet checked at full length (README, "Smoothed and mixed targets").
     "default": replace(
         SEED, preset="default", teacher_arch="edge_pool", student_arch="edge_res",
         teacher_epochs=18, epochs=40, scratch=False, batch_size=128, learning_rate=0.1,

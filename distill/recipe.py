@@ -66,9 +66,9 @@ def soft_targets(ds: tf.data.Dataset, num_classes: int, label_smoothing: float =
     within each batch (Zhang et al. 2018): x' = lam x + (1 - lam) x[perm], the
     same for y, lam ~ Beta(mixup, mixup) once per batch. Cached teacher logits
     are mixed as probabilities at `temperature` (what mixup does to labels) and
-    returned as logits with exactly that softmax: T log(p'). The teacher's
-    output on the mixed image itself is not in the cache; an online teacher
-    (no cache) sees the mixed images, so there no mixing of its targets is needed.
+    returned as logits with exactly that softmax: T log(p'). (The cache does not
+    hold the teacher's output on the mixed image; a teacher run on every batch,
+    without the cache, gets the mixed images themselves and needs no such mixing.)
     Unchanged (sparse labels) when both are off."""
     if not (label_smoothing or mixup):
         return ds
