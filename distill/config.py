@@ -137,7 +137,8 @@ PRESETS: dict[str, DistillConfig] = {
     # Xeon host, ~8 on the EPYC host). README, "10 cached views instead of 5".
     # Label smoothing and mixup stay off (0): on the student neither helped in the
     # ablation; a smoothed teacher taught a little better there, near the noise
-    # floor, not yet checked at full length (README, "Smoothed and mixed targets").
+    # floor, but its full-length student (run p5) scored 0.47 points below p2's,
+    # same seed (README, "Smoothed and mixed targets").
     "default": replace(
         SEED, preset="default", teacher_arch="edge_pool", student_arch="edge_res",
         teacher_epochs=18, epochs=40, scratch=False, batch_size=128, learning_rate=0.1,
