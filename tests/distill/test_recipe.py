@@ -2,6 +2,7 @@
 the one-cycle schedule in closed form, the cached teacher views, config checks."""
 
 import json
+from dataclasses import asdict
 import math
 
 import numpy as np
@@ -242,6 +243,17 @@ def test_jit_compile_flag_overrides_the_preset():
         args = vars(parser().parse_args(["--preset", "default", *argv]))
         assert resolve("default", jit_compile=args["jit_compile"]).jit_compile is want
     assert resolve("seed", jit_compile=True).jit_compile is True
+
+
+def test_latency_preset_is_the_default_recipe_with_the_mid_student():
+    # edge_res_mid's 7.98M MACs are checked by hand above; 55 epochs make up its
+    # accuracy (README, "The latency preset"). Nothing else may drift from default.
+    lat, dft = asdict(resolve("latency")), asdict(PRESETS["default"])
+    assert {k: (dft[k], lat[k]) for k in dft if dft[k] != lat[k]} == {
+        "preset": ("default", "latency"), "student_arch": ("edge_res", "edge_res_mid"),
+        "epochs": (40, 55)}
+    with pytest.raises(EdgekdError, match="valid presets: seed, quick, default, latency$"):
+        resolve("fast")
 
 
 def _three_steps(jit: bool, distill: bool) -> list[np.ndarray]:
