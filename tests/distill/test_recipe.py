@@ -2,8 +2,8 @@
 the one-cycle schedule in closed form, the cached teacher views, config checks."""
 
 import json
-from dataclasses import asdict
 import math
+from dataclasses import asdict
 
 import numpy as np
 import pytest
