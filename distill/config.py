@@ -151,7 +151,7 @@ PRESETS: dict[str, DistillConfig] = {
     # latency follows MACs: the default recipe with edge_res_mid (7.98M MACs
     # against 9.83M), trained 55 epochs instead of 40 to make up the accuracy.
     # Full int8, one run per edge_pool teacher (pm3 to pm5): 85.20 % from p3's
-    # (84.88 at 40 epochs), 85.61 from p2's (85.21 at 40), 85.69 from p4's. ~4.5
+    # (84.88 at 40 epochs), 85.61 from p2's (85.21 at 40), 85.69 from p4's. ~4.4
     # more minutes of distillation than default on the Xeon host. README, "The
     # latency preset".
     "latency": replace(DEFAULT, preset="latency", student_arch="edge_res_mid", epochs=55),
