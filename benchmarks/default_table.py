@@ -39,6 +39,10 @@ OTHER_RUNS = (("default v1", "default_v1"), ("default d2, no XLA", "default_d2")
               ("default f1, 5 views", "default_f1"), ("default g1, 10 views", "default_g1"),
               ("default h1, g1 again", "default_h1"),
               ("default p3, seed 1", "default_p3"), ("default p4, seed 2", "default_p4"))
+# The seed preset rerun on the Xeon host (run s2): the reference seed run is the
+# EPYC one the README quotes, but a latency ratio needs both models timed on one
+# machine, and the current default runs are the Xeon's.
+OTHER_SEEDS = (("seed, Xeon", "seed_xeon"),)
 
 
 def load(preset: str) -> dict:
@@ -123,30 +127,38 @@ def _machine(run: dict) -> str:
     return f"{m['cpu']}{isa}, {m['cores']} cores"
 
 
-def speedup_line(seed: dict, default: dict) -> str:
-    """The seed teacher's fp32 p50 over the default int8 student's, only when both
-    runs were timed on the same kind of CPU: int8 against float32 depends on the
-    CPU's int8 instructions (8x on an AVX2 host, 36x on a VNNI/AMX one)."""
-    head = "Default int8 student vs the tutorial teacher's fp32 TFLite (p50, batch 1, 1 thread): "
-    if _machine(seed) != _machine(default):
-        return (head + f"not computed: the seed run was timed on {_machine(seed)}, this run "
+def speedup_line(seeds: list[tuple[str, dict]], default: dict) -> str:
+    """The seed teacher's fp32 p50 over the default int8 student's, from the first
+    seed run timed on the same kind of CPU as the default run: int8 against
+    float32 depends on the CPU's int8 instructions (8x on an AVX2 host, 36x on a
+    VNNI/AMX one)."""
+    head = "Default int8 student vs the tutorial teacher's fp32 TFLite (p50, batch 1, 1 thread"
+    same = [(label, run) for label, run in seeds if _machine(run) == _machine(default)]
+    if not same:
+        return (head + "): not computed: the seed runs were timed on "
+                f"{'; '.join(sorted({_machine(run) for _, run in seeds}))}, this run "
                 f"on {_machine(default)}; benchmarks/latency_vs_seed*.md times both models "
                 "in one process on one machine.")
+    label, seed = same[0]
     teacher_f32 = _artifact(seed, "teacher", "tflite_fp32")
     best = _artifact(default, "student", "tflite_int8")
     if not (teacher_f32 and best):
-        return head + "-"
-    return head + f"{teacher_f32['latency']['1']['p50_ms'] / best['latency']['1']['p50_ms']:.1f}x faster."
+        return head + "): -"
+    return (head + f"; the teacher from the {label!r} run, same machine, separate processes): "
+            f"{teacher_f32['latency']['1']['p50_ms'] / best['latency']['1']['p50_ms']:.1f}x faster.")
 
 
-def document(seed: dict, default: dict, others: list[tuple[str, dict]] = ()) -> str:
+def document(seed: dict, default: dict, others: list[tuple[str, dict]] = (),
+             other_seeds: list[tuple[str, dict]] = ()) -> str:
     """`others`: other default-preset runs as (label, run), e.g. from
     benchmarks/results/default_v1/, kept as rows under their labels so that
     their numbers stay comparable (times and latencies only on one machine:
-    the machines line says which run ran where)."""
+    the machines line says which run ran where). `other_seeds`: seed-preset
+    runs on other machines, rows after the reference seed run's."""
     v = default["train"]["versions"]
+    seeds = [("seed", seed), *other_seeds]
     machines = "; ".join(f"{label}: {_machine(run)}" for label, run in
-                         [("seed", seed), *others, ("default", default)])
+                         [*seeds, *others, ("default", default)])
     return "\n".join([
         "# The default preset beside the seed preset (CIFAR-10, JPEG copy)", "",
         f"Machines: {machines}. Versions: tensorflow "
@@ -157,7 +169,7 @@ def document(seed: dict, default: dict, others: list[tuple[str, dict]] = ()) -> 
         "| preset | model | params | MACs | float top-1 (Keras) | int8 top-1 (TFLite) | epochs "
         "| s/epoch (median) | TFLite fp32 p50 ms | TFLite int8 p50 ms |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-        *model_rows("seed", seed), *(r for label, run in others for r in model_rows(label, run)),
+        *(r for label, run in [*seeds, *others] for r in model_rows(label, run)),
         *model_rows("default", default), "",
         "Wall time per stage, minutes (distill stage = teacher + cache + student + scratch "
         "+ data and evaluation; \"(after)\": the baseline was trained after the timed "
@@ -165,17 +177,18 @@ def document(seed: dict, default: dict, others: list[tuple[str, dict]] = ()) -> 
         "| preset | teacher | teacher cache | distill student | scratch student | distill stage "
         "| export | bench | edge-model total | distill/plain epoch |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-        stage_rows("seed", seed), *(stage_rows(label, run) for label, run in others),
+        *(stage_rows(label, run) for label, run in [*seeds, *others]),
         stage_rows("default", default), "",
-        speedup_line(seed, default), ""])
+        speedup_line(seeds, default), ""])
 
 
-def load_other_runs() -> list[tuple[str, dict]]:
-    return [(label, load(name)) for label, name in OTHER_RUNS if (RESULTS / name).is_dir()]
+def load_other_runs(table=OTHER_RUNS) -> list[tuple[str, dict]]:
+    return [(label, load(name)) for label, name in table if (RESULTS / name).is_dir()]
 
 
 def main() -> int:
-    text = document(load("seed"), load("default"), load_other_runs())
+    text = document(load("seed"), load("default"), load_other_runs(),
+                    load_other_runs(OTHER_SEEDS))
     (ROOT / "benchmarks" / "default_table.md").write_text(text)
     print(text)
     return 0

@@ -94,11 +94,11 @@ def test_speedup_only_between_runs_on_one_kind_of_cpu():
     epochs = {"teacher": [10, 10], "student": [5, 5, 5]}
     seed = _run(acc, epochs, {("teacher", "tflite_fp32"): 2.4}, None)
     default = _run(acc, epochs, {("student", "tflite_int8"): 0.06}, None)
-    assert default_table.speedup_line(seed, default).endswith(": 40.0x faster.")
+    assert default_table.speedup_line([("seed", seed)], default).endswith(": 40.0x faster.")
     default["train"]["machine"] = {"cpu": "Xeon", "cores": 2,
                                    "int8_features": ["avx2", "avx512_vnni"]}
-    line = default_table.speedup_line(seed, default)
-    assert line.endswith("not computed: the seed run was timed on Test CPU, 2 cores, this run "
+    line = default_table.speedup_line([("seed", seed)], default)
+    assert line.endswith("not computed: the seed runs were timed on Test CPU, 2 cores, this run "
                          "on Xeon (avx2, avx512_vnni), 2 cores; benchmarks/latency_vs_seed*.md "
                          "times both models in one process on one machine.")
     text = default_table.document(seed, default)
@@ -156,3 +156,25 @@ def test_ablation_document_teacher_targets_table():
     assert ("| subset teacher, mixup 0.2 | the same with mixup, lambda ~ Beta(0.2, 0.2) "
             "| 71.23 % | 18.4 | 65.43 % |") in text
     assert "| subset teacher | teacher trained" not in text  # not run: left out
+
+
+def test_speedup_uses_the_seed_run_timed_on_the_default_runs_machine():
+    """Two seed runs on two CPUs: the ratio comes from the one on the default
+    run's CPU (3.0 / 0.1 = 30x), never from the other (2.0 / 0.1 = 20x); with
+    no seed run on that CPU it is not computed, and the line says why."""
+    acc = {"teacher": 0.9, "student": 0.85, "student_scratch": 0.8}
+    epochs = {"teacher": [10, 10], "student": [9, 5, 5], "student_scratch": [4, 4, 4]}
+    seed_a = _run(acc, epochs, {("teacher", "tflite_fp32"): 2.0}, None)
+    seed_b = _run(acc, epochs, {("teacher", "tflite_fp32"): 3.0}, None)
+    default = _run(acc, epochs, {("student", "tflite_int8"): 0.1}, 30.0)
+    for run, cpu in ((seed_a, "CPU A"), (seed_b, "CPU B"), (default, "CPU B")):
+        run["train"]["machine"] = {"cpu": cpu, "cores": 2}
+    text = default_table.document(seed_a, default, other_seeds=[("seed, B", seed_b)])
+    assert text.splitlines()[-1] == (
+        "Default int8 student vs the tutorial teacher's fp32 TFLite (p50, batch 1, 1 thread; "
+        "the teacher from the 'seed, B' run, same machine, separate processes): 30.0x faster.")
+    assert "| seed, B | teacher | 1,000 |" in text and "| seed | teacher | 1,000 |" in text
+    alone = default_table.document(seed_a, default)
+    assert alone.splitlines()[-1].startswith(
+        "Default int8 student vs the tutorial teacher's fp32 TFLite (p50, batch 1, 1 thread): "
+        "not computed: the seed runs were timed on CPU A, 2 cores, this run on CPU B, 2 cores;")
