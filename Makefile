@@ -64,7 +64,7 @@ bench: $(STAMP)
 SEED ?=
 DEFAULT ?=
 report: $(STAMP)
-	$(PY) benchmarks/readme_tables.py $(if $(SEED),--seed "$(SEED)") $(if $(DEFAULT),--default "$(DEFAULT)")
+	$(PY) benchmarks/readme_tables.py $(if $(SEED),--seed "$(SEED)") $(if $(SEED_XEON),--seed-xeon "$(SEED_XEON)") $(if $(DEFAULT),--default "$(DEFAULT)")
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -1,6 +1,7 @@
 """Fill README.md's result tables from real runs (never typed by hand).
 
     python benchmarks/readme_tables.py --seed artifacts-seed [--default artifacts-default]
+    python benchmarks/readme_tables.py --seed-xeon artifacts-seed   # the seed run of a 2nd host
 
 Each named artifacts folder's train_report.json and bench.json are summarized
 into benchmarks/results/<preset>/ (committed: raw latency samples and per-image
@@ -88,14 +89,16 @@ def splice(readme: str, preset: str, body: str) -> str:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seed", type=Path, help="artifacts folder of a seed-preset run")
+    p.add_argument("--seed-xeon", type=Path, help="artifacts folder of a seed-preset run on "
+                   "the Intel Xeon host (benchmarks/results/seed_xeon/)")
     p.add_argument("--default", type=Path, help="artifacts folder of a default-preset run")
     a = p.parse_args()
-    for preset, folder in (("seed", a.seed), ("default", a.default)):
+    for preset, folder in (("seed", a.seed), ("seed_xeon", a.seed_xeon), ("default", a.default)):
         if folder:
             save(preset, folder)
     readme_path = ROOT / "README.md"
     readme = readme_path.read_text()
-    for preset in ("seed", "default"):
+    for preset in ("seed", "seed_xeon", "default"):
         if (RESULTS / preset / "bench.json").is_file():
             readme = splice(readme, preset, render(preset))
             print(f"README.md: {preset} table updated")

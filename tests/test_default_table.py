@@ -4,6 +4,8 @@ with known numbers (ratios and speed-ups computed here by hand)."""
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import default_table  # noqa: E402
 
@@ -178,3 +180,14 @@ def test_speedup_uses_the_seed_run_timed_on_the_default_runs_machine():
     assert alone.splitlines()[-1].startswith(
         "Default int8 student vs the tutorial teacher's fp32 TFLite (p50, batch 1, 1 thread): "
         "not computed: the seed runs were timed on CPU A, 2 cores, this run on CPU B, 2 cores;")
+
+
+def test_readme_splice_replaces_only_its_own_section():
+    import readme_tables
+    readme = ("a\n<!-- edgekd:seed:start -->\nold\n<!-- edgekd:seed:end -->\n"
+              "<!-- edgekd:seed_xeon:start -->\nkeep\n<!-- edgekd:seed_xeon:end -->\n")
+    out = readme_tables.splice(readme, "seed", "new")
+    assert out == ("a\n<!-- edgekd:seed:start -->\nnew\n<!-- edgekd:seed:end -->\n"
+                   "<!-- edgekd:seed_xeon:start -->\nkeep\n<!-- edgekd:seed_xeon:end -->\n")
+    with pytest.raises(SystemExit, match="README.md has no <!-- edgekd:default:start -->"):
+        readme_tables.splice(readme, "default", "x")
