@@ -43,6 +43,9 @@ def parser() -> OneLineParser:
                    help="onnxruntime execution provider (repeatable; default CPU)")
     p.add_argument("--keras", action="store_true",
                    help="also measure the Keras models (needs TensorFlow), as labelled extra rows")
+    p.add_argument("--trust-model-code", action="store_true",
+                   help="with --keras: load models that hold Lambda layers (Python code that "
+                   "runs on load); only for artifacts folders you trust")
     p.add_argument("--eval-limit", type=int,
                    help="accuracy on the first N eval images only (slow boards, emulators)")
     p.add_argument("--no-progress", action="store_true")
@@ -87,7 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                              if a.roles else None),
                       accuracy_budget=a.accuracy_budget / 100.0,
                       providers=tuple(a.providers) if a.providers else None,
-                      eval_limit=a.eval_limit, keras=a.keras)
+                      eval_limit=a.eval_limit, keras=a.keras,
+                      trust_model_code=a.trust_model_code)
     from bench.report import table, targets_table
     opts = RemoteOptions(a.remote_dir, a.remote_python, a.ssh_timeout, a.ssh_config,
                          extra_args=remote_args(a))

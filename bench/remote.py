@@ -20,10 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgekd.errors import EdgekdError
+from edgekd.files import inside
 
 CODE_ROOT = Path(__file__).resolve().parent.parent
 RUNTIME_PACKAGES = ("numpy", "onnxruntime", "ai-edge-litert", "jsonschema", "tqdm")
 _URL = re.compile(r"^ssh://(?:(?P<user>[^@/:]+)@)?(?P<host>[^@/:]+)(?::(?P<port>\d+))?/?$")
+# A user or host name: letters, digits, '.', '_', '-', never a leading '-' (ssh
+# would read it as an option) and nothing a shell or ssh_config would expand.
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
+REMOTE_MARKER = ".edgekd-bench"  # marks a --remote-dir edgekd made (and may clear)
 
 
 @dataclass(frozen=True)
@@ -39,13 +44,18 @@ class Target:
             cmd += ["-F", config]
         if self.port:
             cmd += ["-p", str(self.port)]
-        return cmd + [f"{self.user}@{self.host}" if self.user else self.host]
+        # "--" ends ssh's options: nothing after it is read as one
+        return cmd + ["--", f"{self.user}@{self.host}" if self.user else self.host]
 
 
 def parse_target(url: str) -> Target:
     m = _URL.match(url.strip())
     if not m:
         raise EdgekdError(f"bad --target {url!r}: expected ssh://[user@]host[:port]")
+    for part in ("user", "host"):
+        if m[part] is not None and not _NAME.match(m[part]):
+            raise EdgekdError(f"bad --target {url!r}: the {part} name {m[part]!r} may hold only "
+                              "letters, digits, '.', '_' and '-', and may not start with '-'")
     port = int(m["port"]) if m["port"] else None
     if port is not None and not 0 < port < 65536:
         raise EdgekdError(f"bad --target {url!r}: port {port} out of range")
@@ -85,8 +95,8 @@ def bundle(folder: Path, manifest: dict, arts: list[dict]) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
         for rec in [manifest["eval"], manifest["references"], *arts]:
-            tar.add(folder / rec["path"], arcname=f"artifacts/{rec['path']}")
-        tar.add(folder / "manifest.json", arcname="artifacts/manifest.json")
+            tar.add(inside(folder, rec["path"], "bundle"), arcname=f"artifacts/{rec['path']}")
+        tar.add(inside(folder, "manifest.json", "bundle"), arcname="artifacts/manifest.json")
         for pkg in ("edgekd", "bench"):
             tar.add(CODE_ROOT / pkg, arcname=f"code/{pkg}",
                     filter=lambda t: None if "__pycache__" in t.name else t)
@@ -125,12 +135,33 @@ def _python(target: Target, opts: RemoteOptions, rdir: str) -> str:
     return venv_py
 
 
+def _remote_dir(target: Target, opts: RemoteOptions) -> str:
+    """The absolute --remote-dir on the board: created, or used only when empty
+    or marked by edgekd (its artifacts/ and code/ are replaced on every run)."""
+    d, m = shlex.quote(opts.remote_dir), shlex.quote(REMOTE_MARKER)
+    script = (f"if [ -e {d} ] || [ -L {d} ]; then "
+              f"if [ ! -d {d} ] || [ -L {d} ]; then echo NOTDIR; exit 0; fi; "
+              f"if [ -n \"$(ls -A {d})\" ] && {{ [ ! -f {d}/{m} ] || [ -L {d}/{m} ]; }}; "
+              f"then echo FOREIGN; exit 0; fi; fi; "
+              f"mkdir -p {d} && cd {d} && touch {m} && echo OK && pwd")
+    out = [line.strip() for line in _ssh(target, script, opts, timeout=120).splitlines()]
+    if out[:1] == ["NOTDIR"]:
+        raise EdgekdError(f"{target.url}: --remote-dir {opts.remote_dir} is not a folder; "
+                          "pass a new folder name")
+    if out[:1] == ["FOREIGN"]:
+        raise EdgekdError(f"{target.url}: --remote-dir {opts.remote_dir} holds files edgekd did "
+                          f"not make (no {REMOTE_MARKER}) and would be cleared; pass a new or "
+                          "empty folder")
+    if out[:1] != ["OK"] or len(out) < 2:
+        raise EdgekdError(f"{target.url}: cannot create --remote-dir {opts.remote_dir}")
+    return out[-1]  # the folder's absolute path (pwd), spaces and all
+
+
 def run_remote(target: Target, folder: Path, manifest: dict, arts: list[dict],
                opts: RemoteOptions) -> dict:
     """Copy, set up, bench, fetch; returns the remote bench.json content."""
     q = shlex.quote
-    rdir = _ssh(target, f"mkdir -p {q(opts.remote_dir)} && cd {q(opts.remote_dir)} && pwd",
-                opts, timeout=120).strip().splitlines()[-1]
+    rdir = _remote_dir(target, opts)
     _ssh(target, f"rm -rf {q(rdir + '/artifacts')} {q(rdir + '/code')} "
          f"&& tar -xzf - -C {q(rdir)}", opts, stdin=bundle(folder, manifest, arts), timeout=1800)
     py = _python(target, opts, rdir)

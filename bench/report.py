@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgekd.atomic import write_text
+from edgekd.atomic import atomic_path, write_text
 from edgekd.environment import int8_text
 
-BASELINE = ("teacher", "tflite_fp32")  # speed-up and size ratios are against this
+BASELINE = ("teacher", "tflite_fp32")
+FILES = ("report.md", "report.png")  # besides bench.json, which lists them for re-export  # speed-up and size ratios are against this
 
 
 def _p50(row: dict, threads: str) -> float | None:
@@ -181,7 +182,8 @@ def plot(path: Path, result: dict) -> bool:
     ax.set_title(f"{result['dataset']['name']}: accuracy vs latency (marker area ~ file size)")
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    with atomic_path(path) as tmp:  # never through a symlink at `path`
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
     return True
 

@@ -18,6 +18,7 @@ import numpy as np
 from edgekd import environment, manifest as mf
 from edgekd.atomic import write_json
 from edgekd.errors import EdgekdError
+from edgekd.files import inside, load_npz
 from edgekd.preprocess import spread_indices
 
 
@@ -35,6 +36,7 @@ class BenchConfig:
     timeout_s: float = 1800.0
     eval_limit: int | None = None  # accuracy on the first N eval images only (emulators)
     keras: bool = False  # also measure the Keras models (needs TensorFlow; a labelled extra row)
+    trust_model_code: bool = False  # --keras: load models with Lambda layers (code runs on load)
     notes: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -78,13 +80,13 @@ def verify(folder: Path, manifest: dict, arts: list[dict]) -> None:
 
 
 def _worker(folder: Path, manifest: dict, art: dict, cfg: BenchConfig) -> dict:
-    spec = {"path": str(folder / art["path"]), "runtime": art["runtime"],
-            "eval_path": str(folder / manifest["eval"]["path"]),
+    spec = {"path": str(inside(folder, art["path"], art["name"])), "runtime": art["runtime"],
+            "eval_path": str(inside(folder, manifest["eval"]["path"], "eval set")),
             "pre": manifest["preprocessing"], "threads": list(cfg.threads),
             "runs": cfg.runs, "seconds": cfg.seconds, "warmup_runs": cfg.warmup_runs,
             "warmup_seconds": cfg.warmup_seconds,
             "providers": list(cfg.providers) if cfg.providers else None,
-            "eval_limit": cfg.eval_limit}
+            "eval_limit": cfg.eval_limit, "trust_code": cfg.trust_model_code}
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [
         str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH")]))}
     try:
@@ -119,8 +121,7 @@ def _accuracy(preds: np.ndarray, refs: dict, limit: int | None) -> dict:
 def measure_all(folder: Path, manifest: dict, arts: list[dict], cfg: BenchConfig,
                 progress: bool = True) -> list[dict]:
     from tqdm import tqdm
-    with np.load(folder / manifest["references"]["path"], allow_pickle=False) as z:
-        refs = {k: z[k] for k in z.files}
+    refs = _references(folder, manifest)
     rows = []
     bar = tqdm(arts, desc="bench", unit="artifact", disable=not progress, file=sys.stderr)
     for art in bar:
@@ -136,13 +137,24 @@ def measure_all(folder: Path, manifest: dict, arts: list[dict], cfg: BenchConfig
     return rows
 
 
+def _references(folder: Path, manifest: dict) -> dict[str, np.ndarray]:
+    """reference.npz: labels and the Keras logits of every role, all numeric."""
+    path = inside(folder, manifest["references"]["path"], "reference outputs")
+    refs = load_npz(path, ("y",), "re-run export")
+    n = len(refs["y"])
+    for key, value in refs.items():
+        if value.dtype.kind not in "iuf" or len(value) != n:
+            raise EdgekdError(f"{path}: {key} is not a numeric array of {n} rows: re-run export")
+    return refs
+
+
 def _keras_accuracy(folder: Path, manifest: dict, limit: int | None) -> dict:
     """Keras accuracy per role on the same eval images the artifacts saw."""
-    with np.load(folder / manifest["references"]["path"], allow_pickle=False) as z:
-        idx = spread_indices(len(z["y"]), limit)
-        y = z["y"][idx]
-        return {k[:-len("_logits")]: float(np.mean(np.argmax(z[k][idx], -1) == y))
-                for k in z.files if k.endswith("_logits")}
+    refs = _references(folder, manifest)
+    idx = spread_indices(len(refs["y"]), limit)
+    y = refs["y"][idx]
+    return {k[:-len("_logits")]: float(np.mean(np.argmax(v[idx], -1) == y))
+            for k, v in refs.items() if k.endswith("_logits")}
 
 
 def run_targets(folder: Path, manifest: dict, arts: list[dict], targets, opts,
@@ -180,7 +192,7 @@ def run(folder: str | Path, cfg: BenchConfig, progress: bool = True, targets=(),
               "dataset": manifest["dataset"], "keras_accuracy": _keras_accuracy(
                   folder, manifest, cfg.eval_limit),
               "seconds": round(time.perf_counter() - t0, 1), "artifacts": rows,
-              "targets": remote_results}
+              "targets": remote_results, "files": list(report.FILES)}
     result["summary"] = report.summarize_rows(result)
     write_json(folder / "bench.json", result)
     report.write(folder, result)

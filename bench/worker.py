@@ -10,6 +10,7 @@ import json
 import resource
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -24,18 +25,20 @@ def _rss_mb() -> float:
 
 def measure(path: str, runtime: str, eval_path: str, pre: dict, threads: list[int],
             runs: int, seconds: float, warmup_runs: int, warmup_seconds: float,
-            providers: list[str] | None = None, eval_limit: int | None = None) -> dict:
+            providers: list[str] | None = None, eval_limit: int | None = None,
+            trust_code: bool = False) -> dict:
     from bench.stats import summarize, timed_loop
     from edgekd.preprocess import Preprocessing, spread_indices
     from edgekd.runtime import open_runner
 
     pre_obj = Preprocessing.from_dict(pre)
-    with np.load(eval_path, allow_pickle=False) as z:
-        x_all = z["x"][spread_indices(len(z["x"]), eval_limit)]
+    from edgekd.files import load_npz
+    x_eval = load_npz(Path(eval_path), ("x",), "re-run distill and export")["x"]
+    x_all = x_eval[spread_indices(len(x_eval), eval_limit)]
     x1 = pre_obj.apply(x_all[:1])
     rss_base = _rss_mb()
     t0 = time.perf_counter()
-    runner = open_runner(path, runtime, threads[0], providers)
+    runner = open_runner(path, runtime, threads[0], providers, trust_code)
     runner.prepare(x1)
     runner.invoke()
     runner.output()
@@ -43,7 +46,7 @@ def measure(path: str, runtime: str, eval_path: str, pre: dict, threads: list[in
     latency = {}
     for n in threads:
         if n != runner.threads:
-            runner = open_runner(path, runtime, n, providers)
+            runner = open_runner(path, runtime, n, providers, trust_code)
             runner.prepare(x1)
         timed_loop(runner.invoke, warmup_runs, warmup_seconds)
         samples = timed_loop(runner.invoke, runs, seconds)

@@ -65,6 +65,9 @@ def parser() -> OneLineParser:
     p.add_argument("--jit-compile", action=argparse.BooleanOptionalAction, default=None,
                    help="XLA-compile the training steps (default preset: on; slower for "
                    "depthwise students such as edge_sep)")
+    p.add_argument("--trust-model-code", action="store_true", default=None,
+                   help="load --teacher/--student .h5 or SavedModel files that hold Lambda "
+                   "layers (Python code that runs on load); only for files you trust")
     p.add_argument("--quiet", action="store_true", help="no per-batch progress bars")
     return p
 
@@ -75,7 +78,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from distill.config import resolve  # cheap; fails on bad values before TF loads
     cfg = resolve(preset, **args)
     from distill.data import preflight
+    from edgekd.files import check_writable
     preflight(cfg.data)  # an unusable source fails here, before TensorFlow's start-up
+    check_writable(out, cfg.data)  # and so does an --out edgekd may not replace
     if cfg.strategy == "multiworker":
         from distill.launch import tf_config
         tf_config()

@@ -5,6 +5,7 @@ configurations; command-line flags override single fields."""
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, fields, replace
 
 from edgekd.errors import EdgekdError
@@ -50,8 +51,18 @@ class DistillConfig:
     # this CPU (benchmarks/zoo_throughput.md): wide teacher 1.21x, edge_res 1.16x;
     # but edge_sep (depthwise) 8x slower, so it is a per-preset choice.
     jit_compile: bool = False
+    # Load .h5/SavedModel teachers and students that hold Lambda layers (Python
+    # code that runs on load); off: such a file is refused with the layer named.
+    trust_model_code: bool = False
 
     def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise EdgekdError(f"--{f.name.replace('_', '-')} must be a finite number, "
+                                  f"got {value}")
+        if not 0 <= self.seed < 2**31:
+            raise EdgekdError(f"seed must be in [0, 2**31), got {self.seed}")
         if not self.temperature > 0:
             raise EdgekdError(f"temperature must be > 0, got {self.temperature}")
         if not 0.0 <= self.alpha <= 1.0:

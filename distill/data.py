@@ -75,34 +75,65 @@ def load_dataset(source: str, image_size: int | None = None, val_split: float = 
     return ds
 
 
+MIN_SIDE = 8  # smallest image side edgekd trains on (also --image-size's minimum)
+
+
 def _check(ds: DataSet) -> None:
-    for split, x, y in (("train", ds.x_train, ds.y_train), ("test", ds.x_test, ds.y_test)):
-        if len(x) == 0:
-            raise EdgekdError(f"{ds.name}: the {split} split is empty")
+    """Everything that would make training meaningless, before TensorFlow trains."""
+    splits = (("train", ds.x_train, ds.y_train), ("test", ds.x_test, ds.y_test))
+    for split, x, y in splits:
+        if len(x) == 0 or len(y) == 0:
+            raise EdgekdError(f"{ds.name}: the {split} split is empty ({len(x)} images, "
+                              f"{len(y)} labels)")
         if len(x) != len(y):
             raise EdgekdError(f"{ds.name}: {split} has {len(x)} images but {len(y)} labels")
         if y.min() < 0 or y.max() >= len(ds.labels):
             raise EdgekdError(f"{ds.name}: {split} labels must be in [0, {len(ds.labels) - 1}]")
+    if len(ds.labels) < 2:
+        raise EdgekdError(f"{ds.name}: need at least 2 classes, got {len(ds.labels)}")
+    for split, _, y in splits:
+        if len(np.unique(y)) < 2:
+            raise EdgekdError(f"{ds.name}: the {split} split holds only one class ({int(y[0])}); "
+                              "distillation needs at least 2 classes in train and test")
     if ds.x_train.shape[1:] != ds.x_test.shape[1:]:
         raise EdgekdError(f"{ds.name}: train images {ds.x_train.shape[1:]} and test images "
                           f"{ds.x_test.shape[1:]} differ in shape")
+    if min(ds.x_train.shape[1:3]) < MIN_SIDE:
+        raise EdgekdError(f"{ds.name}: images are {ds.x_train.shape[1]}x{ds.x_train.shape[2]} "
+                          f"px; edgekd needs at least {MIN_SIDE}x{MIN_SIDE} (or pass "
+                          f"--image-size {MIN_SIDE} or more)")
 
 
 def _as_nhwc_uint8(x: np.ndarray, what: str) -> np.ndarray:
+    """uint8 NHWC images; other integer types in 0..255 are cast, float images
+    refused (their scale is a guess: [0, 1] would silently become zeros)."""
     if x.ndim == 3:
         x = x[..., None]
     if x.ndim != 4 or x.shape[-1] not in (1, 3):
         raise EdgekdError(f"{what}: expected images (N, H, W) or (N, H, W, 1|3), got {x.shape}")
-    if x.dtype != np.uint8:
-        if x.min() < 0 or x.max() > 255:
-            raise EdgekdError(f"{what}: pixel values must be uint8 0..255, got {x.dtype} "
-                              f"in [{x.min()}, {x.max()}]")
-        x = x.astype(np.uint8)
-    return x
+    if x.dtype == np.uint8:
+        return x
+    if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)):
+        raise EdgekdError(f"{what}: pixel values must be numbers, got dtype {x.dtype}")
+    if x.size and np.issubdtype(x.dtype, np.floating):
+        if not np.all(np.isfinite(x)):
+            raise EdgekdError(f"{what}: images contain NaN or infinite values")
+        if x.max() <= 1.0 or not np.all(x == np.round(x)):
+            raise EdgekdError(
+                f"{what}: float images in [{x.min():g}, {x.max():g}]; edgekd expects uint8 "
+                "0..255: store np.round(x * 255).astype(np.uint8) for [0, 1] data")
+    if x.size and (x.min() < 0 or x.max() > 255):
+        raise EdgekdError(f"{what}: pixel values must be uint8 0..255, got {x.dtype} "
+                          f"in [{x.min()}, {x.max()}]")
+    return x.astype(np.uint8)
 
 
-def _labels(y: np.ndarray) -> np.ndarray:
-    return np.asarray(y).reshape(-1).astype(np.int64)
+def _labels(y: np.ndarray, what: str = "labels") -> np.ndarray:
+    y = np.asarray(y).reshape(-1)
+    if not (np.issubdtype(y.dtype, np.integer) or np.issubdtype(y.dtype, np.floating)) or (
+            y.size and not np.all(y == np.round(y))):
+        raise EdgekdError(f"{what}: labels must be integer class indices, got dtype {y.dtype}")
+    return y.astype(np.int64)
 
 
 def _keras_home() -> Path:
@@ -176,8 +207,9 @@ def _npz(path: Path) -> DataSet:
     if missing:
         raise EdgekdError(f"{path} lacks {', '.join(missing)} (needs x_train, y_train, "
                           "x_test, y_test; optional labels)")
-    ytr, yte = _labels(arrays["y_train"]), _labels(arrays["y_test"])
-    n_classes = int(max(ytr.max(), yte.max())) + 1
+    ytr = _labels(arrays["y_train"], f"{path} y_train")
+    yte = _labels(arrays["y_test"], f"{path} y_test")
+    n_classes = int(max(ytr.max(initial=0), yte.max(initial=0))) + 1
     labels = ([str(s) for s in arrays["labels"]] if "labels" in arrays
               else [str(i) for i in range(n_classes)])
     return DataSet(path.stem, _as_nhwc_uint8(arrays["x_train"], f"{path} x_train"), ytr,

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from distill.launch import tf_config
 from distill.tfenv import tf
+from edgekd.atomic import atomic_path
 from edgekd.errors import EdgekdError
 
 STRATEGIES = ("default", "mirrored", "multiworker")
@@ -78,7 +79,8 @@ def save_model(model, path: Path, chief: bool, save) -> None:
     """`save(model, path)` on the chief; elsewhere into a temporary folder that
     is then deleted, so every worker joins the save as TF requires."""
     if chief:
-        save(model, path)
+        with atomic_path(path) as tmp:  # a kill mid-save leaves no half-written model
+            save(model, tmp)
         return
     tmp = Path(tempfile.mkdtemp(prefix="edgekd-worker-"))
     try:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
+from distill import safe_load
 from distill.tfenv import keras
 from distill.zoo import ZOO
-from edgekd.errors import EdgekdError, first_line
+from edgekd.errors import EdgekdError
 
 
 def _tutorial(name: str, widths: tuple[int, int], input_shape, num_classes: int) -> keras.Model:
@@ -69,19 +70,11 @@ def build(name: str, input_shape, num_classes: int) -> keras.Model:
     return BUILDERS[name](tuple(input_shape), num_classes)
 
 
-def load_model(path: str | Path, what: str) -> keras.Model:
-    """A .keras/.h5 file or SavedModel folder -> tf_keras model, or one clear error."""
-    path = Path(path)
-    if not path.exists():
-        raise EdgekdError(f"{what} model {path} not found")
-    try:
-        model = keras.models.load_model(path, compile=False)
-    except Exception as exc:  # Keras raises many types for a bad file
-        raise EdgekdError(f"cannot load {what} model {path}: not a valid .keras file or "
-                          f"SavedModel ({first_line(exc, 200)})") from None
-    if not isinstance(model, keras.Model):
-        raise EdgekdError(f"{what} model {path} is not a Keras model")
-    return model
+def load_model(path: str | Path, what: str, trust_code: bool = False,
+               custom_objects=None) -> keras.Model:
+    """Every stage's Keras loader: refuses files that would run Python code on
+    load unless `trust_code` (distill.safe_load)."""
+    return safe_load.load(path, what, trust_code, custom_objects)
 
 
 def check_io(model: keras.Model, input_shape, num_classes: int, what: str) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from distill import models, optimize
+from distill import models, optimize, safe_load
 from distill.config import DistillConfig
 from distill.data import DataSet, load_dataset
 from distill.distribute import (is_chief, make_strategy, num_workers, save_model, shard_by_data,
@@ -22,25 +22,10 @@ from distill.tfenv import keras
 from distill.recipe import cached_views, make_optimizer, soft_targets
 from distill.train import Distiller, accuracy, compile_classifier, make_dataset, run_phase
 from edgekd import environment
-from edgekd.atomic import swap_into_place, write_json, write_text
+from distill.workdir import discard_if_empty, finish_complete, open_work
+from edgekd.atomic import atomic_path, swap_into_place, write_json, write_text
 from edgekd.errors import EdgekdError
-
-
-def _work_folder(cfg: DistillConfig, out: Path, chief: bool = True) -> Path:
-    """`<out>.partial`: created by the chief (other workers only read from it:
-    the shared checkpoints and finished phases, so all resume alike)."""
-    work = out.parent / f"{out.name}.partial"
-    saved = work / "config.json"
-    if saved.is_file():
-        if json.loads(saved.read_text()) != json.loads(cfg.to_json()):
-            raise EdgekdError(f"{work} holds an interrupted run with a different configuration: "
-                              "re-run with the same options to resume, or delete that folder")
-        print(f"[distill] resuming the interrupted run in {work}", flush=True)
-    elif chief:
-        shutil.rmtree(work, ignore_errors=True)
-        work.mkdir(parents=True, exist_ok=True)
-        write_text(saved, cfg.to_json())
-    return work
+from edgekd.files import check_writable, is_ours, read_json
 
 
 def _split(ds: DataSet, cfg: DistillConfig):
@@ -71,12 +56,12 @@ def _teacher(cfg, ds, train_ds, work: Path, verbose: int,
     pre, n = ds.preprocessing, len(ds.labels)
     saved = work / "teacher.keras"
     if cfg.teacher_path:
-        teacher = models.load_model(cfg.teacher_path, "teacher")
+        teacher = models.load_model(cfg.teacher_path, "teacher", cfg.trust_model_code)
         models.check_io(teacher, pre.input_shape, n, "teacher")
         return teacher, {"trained": False, "source": str(cfg.teacher_path), "epochs": []}
     if saved.is_file():
-        log = json.loads((work / "_checkpoints" / "teacher_epochs.json").read_text())
-        return models.load_model(saved, "teacher"), {"trained": True, "epochs": log}
+        return models.load_model(saved, "teacher"), {"trained": True,
+                                                     "epochs": _epoch_log(work, "teacher")}
     keras.utils.set_random_seed(cfg.seed)
     teacher = compile_classifier(models.build(cfg.teacher_arch, pre.input_shape, n),
                                  _optimizer(cfg, cfg.learning_rate, cfg.teacher_epochs, train_ds),
@@ -86,11 +71,30 @@ def _teacher(cfg, ds, train_ds, work: Path, verbose: int,
     return teacher, {"trained": True, "epochs": log}
 
 
+def _check_models(cfg: DistillConfig) -> None:
+    """Model names and supplied files, checked before any data is loaded or trained."""
+    for role, arch, path in (("teacher", cfg.teacher_arch, cfg.teacher_path),
+                             ("student", cfg.student_arch, cfg.student_path)):
+        if path:
+            if not Path(path).exists():
+                raise EdgekdError(f"{role} model {path} not found")
+            safe_load.check_code(Path(path), role, cfg.trust_model_code)
+        elif arch not in models.BUILDERS:
+            raise EdgekdError(f"unknown {role} model {arch!r}; valid models: "
+                              f"{', '.join(models.BUILDERS)}")
+
+
+def _epoch_log(work: Path, role: str) -> list[dict]:
+    """The epoch log of a finished phase ([] when the run already cleaned it up)."""
+    path = work / "_checkpoints" / f"{role}_epochs.json"
+    return json.loads(path.read_text()) if path.is_file() else []
+
+
 def _student_init(cfg, ds) -> keras.Model:
     pre, n = ds.preprocessing, len(ds.labels)
     keras.utils.set_random_seed(cfg.seed + 1)
     if cfg.student_path:
-        student = models.load_model(cfg.student_path, "student")
+        student = models.load_model(cfg.student_path, "student", cfg.trust_model_code)
         models.check_io(student, pre.input_shape, n, "student")
         return student
     return models.build(cfg.student_arch, pre.input_shape, n)
@@ -126,8 +130,7 @@ def _phase(role: str, cfg, ds, work: Path, verbose: int, make, teacher, epochs: 
     """Train `make()` as `role` unless a finished model is saved; returns (model, log)."""
     saved = work / optimize.model_file(role)
     if saved.is_file():
-        log = json.loads((work / "_checkpoints" / f"{role}_epochs.json").read_text())
-        return optimize.load(saved, role), log
+        return optimize.load(saved, role), _epoch_log(work, role)
     keras.utils.set_random_seed(cfg.seed + 2)
     model = make()
     data = train_ds.plain if teacher is None else train_ds.distill()
@@ -138,10 +141,11 @@ def _phase(role: str, cfg, ds, work: Path, verbose: int, make, teacher, epochs: 
     return model, log
 
 
-def _students(cfg, ds, teacher, train_ds, work: Path, verbose: int, n_train: int, chief: bool):
+def _students(cfg, ds, init, teacher, train_ds, work: Path, verbose: int, n_train: int,
+              chief: bool):
     """Distilled student, and optionally: the same student (same init) from scratch,
     a pruned distilled student, and quantization-aware versions of both."""
-    fresh = _copies_of(_student_init(cfg, ds))
+    fresh = _copies_of(init)
     lr, qat_lr = cfg.learning_rate, cfg.qat_learning_rate or cfg.learning_rate / 10
     common = dict(cfg=cfg, ds=ds, work=work, verbose=verbose, train_ds=train_ds, chief=chief)
     out = {"student": _phase("student", make=fresh, teacher=teacher, epochs=cfg.epochs, lr=lr,
@@ -206,15 +210,23 @@ def _model_record(model, ds, info: dict) -> dict:
 
 def run(cfg: DistillConfig, out: str | Path, verbose: int | None = None) -> dict:
     """Distill and write the artifacts folder (on the chief); returns train_report."""
+    out = check_writable(out, cfg.data)
     strategy = make_strategy(cfg.strategy)  # before any other TF op (multiworker needs it)
     chief = is_chief(strategy)
-    out = Path(out).resolve()
     verbose = verbose if verbose is not None else (1 if sys.stdout.isatty() else 2)
     t0 = time.perf_counter()
+    if chief and finish_complete(out, cfg.to_json()):  # killed while being moved into place
+        return read_json(out / "train_report.json", "train report")
+    _check_models(cfg)
     ds = load_dataset(cfg.data, cfg.image_size, cfg.val_split, cfg.seed)
-    work = _work_folder(cfg, out, chief)
-    with strategy.scope():
-        report, teacher, x_calib = _train(cfg, ds, work, verbose, chief)
+    work = open_work(out, cfg.to_json(), chief)
+    try:
+        with strategy.scope():
+            report, teacher, x_calib = _train(cfg, ds, work, verbose, chief)
+    except EdgekdError:
+        if chief:
+            discard_if_empty(work)  # a failure before any saved work leaves nothing behind
+        raise
     report["distribution"] = {"strategy": cfg.strategy, "workers": num_workers(strategy),
                               "replicas": int(strategy.num_replicas_in_sync)}
     report.update(config=json.loads(cfg.to_json()), versions=environment.versions(),
@@ -234,9 +246,10 @@ def _train(cfg, ds, work: Path, verbose: int, chief: bool):
     """All training and evaluation (inside the strategy's scope)."""
     pre = ds.preprocessing
     (x_tr, y_tr), x_calib, train_ds = _training_data(cfg, ds)
+    init = _student_init(cfg, ds)  # a bad student name or file fails before the teacher trains
     teacher, t_info = _teacher(cfg, ds, train_ds, work, verbose, chief)
     data = StudentData(cfg, pre, teacher, train_ds, x_tr, y_tr)
-    students = _students(cfg, ds, teacher, data, work, verbose, len(x_tr), chief)
+    students = _students(cfg, ds, init, teacher, data, work, verbose, len(x_tr), chief)
     report = {"dataset": {"name": ds.name, "source": cfg.data, "labels": ds.labels,
                           "n_train": int(len(x_tr)), "n_test": int(len(ds.x_test))},
               "preprocessing": pre.to_dict(),
@@ -252,14 +265,15 @@ def _train(cfg, ds, work: Path, verbose: int, chief: bool):
 
 def _write(work: Path, ds: DataSet, teacher, x_calib, report: dict) -> None:
     if not (work / "teacher.keras").is_file():  # a supplied teacher is copied in
-        teacher.save(work / "teacher.keras")
-    np.savez_compressed(work / "eval.npz", x=ds.x_test, y=ds.y_test,
-                        labels=np.array(ds.labels))
-    np.savez_compressed(work / "calib.npz", x=x_calib)
+        save_model(teacher, work / "teacher.keras", True, lambda m, p: m.save(p))
+    with atomic_path(work / "eval.npz") as tmp:
+        np.savez_compressed(tmp, x=ds.x_test, y=ds.y_test, labels=np.array(ds.labels))
+    with atomic_path(work / "calib.npz") as tmp:
+        np.savez_compressed(tmp, x=x_calib)
     write_text(work / "labels.txt", "\n".join(ds.labels) + "\n")
     write_json(work / "preprocessing.json", report["preprocessing"])
-    write_json(work / "train_report.json", report)
     shutil.rmtree(work / "_checkpoints", ignore_errors=True)
+    write_json(work / "train_report.json", report)  # last: marks the folder complete
 
 
 def add_scratch(out: str | Path, verbose: int | None = None) -> dict:
@@ -269,7 +283,7 @@ def add_scratch(out: str | Path, verbose: int | None = None) -> dict:
     the baseline after it. Returns the updated train_report."""
     out = Path(out).resolve()
     report_file = out / "train_report.json"
-    if not report_file.is_file() or not (out / "config.json").is_file():
+    if not is_ours(out) or not report_file.is_file() or not (out / "config.json").is_file():
         raise EdgekdError(f"{out} is not a finished distill run (no train_report.json or "
                           "config.json): run python -m distill first")
     report = json.loads(report_file.read_text())
@@ -281,16 +295,15 @@ def add_scratch(out: str | Path, verbose: int | None = None) -> dict:
     t0 = time.perf_counter()
     ds = load_dataset(cfg.data, cfg.image_size, cfg.val_split, cfg.seed)
     (x_tr, y_tr), _, plain = _training_data(cfg, ds)
-    work = out.parent / f"{out.name}.scratch.partial"  # checkpoints: an interrupted run resumes
-    work.mkdir(exist_ok=True)
+    work = open_work(out, cfg.to_json(), suffix=".scratch.partial")  # an interrupted run resumes
     model, log = _phase("student_scratch", cfg, ds, work, verbose,
                         _copies_of(_student_init(cfg, ds)), None, cfg.epochs,
                         cfg.learning_rate, StudentData(cfg, ds.preprocessing, None, plain,
                                                        x_tr, y_tr))
     record = _model_record(model, ds, {"trained": True, "epochs": log})
     name = optimize.model_file("student_scratch")
-    shutil.copy2(work / name, out / f".{name}.tmp")
-    (out / f".{name}.tmp").replace(out / name)
+    with atomic_path(out / name) as tmp:
+        shutil.copy2(work / name, tmp)
     report["models"]["student_scratch"] = record
     report["distillation_gain"] = round(report["models"]["student"]["accuracy"]
                                         - record["accuracy"], 4)

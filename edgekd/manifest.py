@@ -6,10 +6,10 @@ The schema below is the single definition; README.md documents it in prose.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 from edgekd.errors import EdgekdError
+from edgekd.files import inside, read_json
 from edgekd.formats import FORMATS
 
 SCHEMA_VERSION = 1
@@ -107,17 +107,14 @@ def load(folder: str | Path) -> dict:
     path = folder / MANIFEST_NAME
     if not path.is_file():
         raise EdgekdError(f"{path} not found: run `python -m export {folder}` to create it")
-    try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise EdgekdError(f"{path} is not valid JSON ({exc})") from None
+    manifest = read_json(inside(folder, MANIFEST_NAME, "manifest"), "manifest")
     validate(manifest)
     return manifest
 
 
 def verify_file(folder: Path, record: dict, what: str) -> Path:
     """Check that a listed file exists and matches its sha256 and size."""
-    path = Path(folder) / record["path"]
+    path = inside(Path(folder), record["path"], what)
     if not path.is_file():
         raise EdgekdError(f"{what}: {path} is listed in the manifest but missing")
     size, digest = path.stat().st_size, sha256_file(path)

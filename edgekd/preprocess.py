@@ -27,6 +27,12 @@ class Preprocessing:
     stored_dtype: str = "uint8"
 
     def __post_init__(self) -> None:
+        ints, nums = (self.height, self.width, self.channels), (self.scale, self.offset)
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in ints) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
+                for v in nums):
+            raise EdgekdError(f"invalid preprocessing: height, width and channels must be "
+                              f"integers and scale, offset finite numbers, got {ints}, {nums}")
         if min(self.height, self.width) < 1 or self.channels not in (1, 3):
             raise EdgekdError(
                 f"invalid preprocessing: {self.height}x{self.width}x{self.channels}"
@@ -57,6 +63,8 @@ class Preprocessing:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Preprocessing":
+        if not isinstance(d, dict):
+            raise EdgekdError(f"invalid preprocessing record {d!r}: expected a JSON object")
         try:
             return cls(**d)
         except TypeError as exc:

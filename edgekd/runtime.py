@@ -145,13 +145,13 @@ class KerasRunner(Runner):
 
     runtime = "keras"
 
-    def __init__(self, path, threads=None):
+    def __init__(self, path, threads=None, trust_code: bool = False):
         super().__init__(path, threads)
         from distill.optimize import load
         from distill.tfenv import tf
         tf.config.threading.set_intra_op_parallelism_threads(self.threads)
         tf.config.threading.set_inter_op_parallelism_threads(1)
-        self.model = load(self.path, self.path.stem)
+        self.model = load(self.path, self.path.stem, trust_code)
         self.inputs = [{"name": "input", "shape": [None, *self.model.input_shape[1:]],
                         "dtype": "float32", "quantization": None}]
         self.outputs = [{"name": "logits", "shape": list(self.model.output_shape),
@@ -171,12 +171,12 @@ class KerasRunner(Runner):
 
 
 def open_runner(path: str | Path, runtime: str, threads: int | None = None,
-                providers: list[str] | None = None) -> Runner:
+                providers: list[str] | None = None, trust_code: bool = False) -> Runner:
     """The adapter for a manifest artifact's `runtime` field."""
     if runtime == "tflite":
         return TFLiteRunner(path, threads)
     if runtime == "onnx":
         return ONNXRunner(path, threads, providers)
     if runtime == "keras":
-        return KerasRunner(path, threads)
+        return KerasRunner(path, threads, trust_code)
     raise EdgekdError(f"unknown runtime {runtime!r} (expected tflite or onnx)")

@@ -23,6 +23,9 @@ def parser() -> OneLineParser:
                    help="eval images used for the parity check (default 256)")
     p.add_argument("--allow-parity-failures", action="store_true",
                    help="keep artifacts that fail parity, marked failed in the manifest")
+    p.add_argument("--trust-model-code", action="store_true",
+                   help="load .h5/SavedModel models that hold Lambda layers (Python code that "
+                   "runs on load); only for artifacts folders you trust")
     return p
 
 
@@ -38,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.parity_n < 1:
         raise EdgekdError(f"--parity-n must be >= 1, got {args.parity_n}")
     manifest = run(args.folder, formats, roles, args.int8_io, args.parity_n,
-                   args.allow_parity_failures)
+                   args.allow_parity_failures, trust_code=args.trust_model_code)
     n_fail = sum(not a["parity"]["passed"] for a in manifest["artifacts"])
     print(f"[export] {len(manifest['artifacts'])} artifacts, {n_fail} failed parity, "
           f"{manifest['export_seconds']} s; manifest: {args.folder}/manifest.json")

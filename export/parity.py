@@ -12,7 +12,11 @@ def compare(ref: np.ndarray, got: np.ndarray, labels: np.ndarray, fmt: Format) -
     """Numbers and verdict for one artifact. ref/got: logits (N, classes)."""
     if got.shape != ref.shape:
         return {"passed": False, "n": int(len(ref)), "top1_agreement": 0.0,
-                "reason": f"output shape {got.shape} != Keras {ref.shape}"}
+                "failures": [f"output shape {got.shape} != Keras {ref.shape}"]}
+    if not (np.all(np.isfinite(ref)) and np.all(np.isfinite(got))):
+        where = "the Keras model" if not np.all(np.isfinite(ref)) else "the artifact"
+        return {"passed": False, "n": int(len(ref)), "top1_agreement": 0.0,
+                "failures": [f"{where} outputs NaN or infinite logits (a diverged model?)"]}
     diff = float(np.max(np.abs(got - ref)))
     logit_range = float(np.max(ref) - np.min(ref)) or 1.0
     agree = float(np.mean(np.argmax(got, -1) == np.argmax(ref, -1)))

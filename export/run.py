@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import shutil
+import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -14,8 +15,9 @@ import numpy as np
 
 from distill import models, optimize
 from edgekd import __version__, environment
-from edgekd.atomic import link_or_copy, swap_into_place, write_json
+from edgekd.atomic import atomic_path, link_or_copy, swap_into_place, write_json
 from edgekd.errors import EdgekdError, first_line
+from edgekd.files import MARKER, inside, is_ours, load_npz, read_json
 from edgekd.formats import FORMATS, formats_for
 from edgekd.manifest import MANIFEST_NAME, SCHEMA_VERSION, sha256_file, validate
 from edgekd.preprocess import Preprocessing, spread_indices
@@ -23,53 +25,42 @@ from edgekd.runtime import open_runner
 from export.convert import CONVERTERS, Inputs
 from export.parity import compare
 
-# Outputs of export and bench: not carried over from a previous export.
-_DERIVED = {MANIFEST_NAME, "reference.npz", "bench.json", "report.md", "report.png"}
+BENCH_NAME = "bench.json"  # lists the other files bench wrote ("files")
 ROLES = ("teacher", "student", "student_scratch", "student_pruned", "student_qat",
          "student_pruned_qat")
 DEFAULT_ROLES = ("teacher", "student", "student_pruned", "student_qat", "student_pruned_qat")
 OPTIONAL = {"student_scratch", "student_pruned", "student_qat", "student_pruned_qat"}
 
 
-def _npz(path: Path, keys: tuple[str, ...], hint: str) -> dict:
-    if not path.is_file():
-        raise EdgekdError(f"{path} not found: {hint}")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            missing = [k for k in keys if k not in z.files]
-            if missing:
-                raise EdgekdError(f"{path} lacks {', '.join(missing)}")
-            return {k: z[k] for k in z.files}
-    except EdgekdError:
-        raise
-    except Exception as exc:  # zip/format errors: a corrupt file
-        raise EdgekdError(f"cannot read {path}: {exc}") from None
-
-
 def read_inputs(folder: Path) -> tuple[Preprocessing, dict, np.ndarray]:
-    """The distill outputs export needs, validated."""
+    """The distill outputs export needs, validated (each inside the folder)."""
     if not folder.is_dir():
         raise EdgekdError(f"artifacts folder {folder} not found: run `python -m distill` first")
-    pre_path = folder / "preprocessing.json"
-    if not pre_path.is_file():
-        raise EdgekdError(f"{pre_path} not found: {folder} is not a distill artifacts folder")
-    pre = Preprocessing.from_dict(json.loads(pre_path.read_text()))
-    ev = _npz(folder / "eval.npz", ("x", "y", "labels"), "re-run distill")
-    calib = _npz(folder / "calib.npz", ("x",), "re-run distill (it writes the calibration set)")
+    if not is_ours(folder):
+        raise EdgekdError(f"{folder} is not an artifacts folder made by `python -m distill` "
+                          f"(no {MARKER} marker): export writes only into such folders")
+    pre = Preprocessing.from_dict(read_json(inside(folder, "preprocessing.json", "export"),
+                                            "preprocessing record"))
+    ev = load_npz(inside(folder, "eval.npz", "export"), ("x", "y", "labels"), "re-run distill")
+    calib = load_npz(inside(folder, "calib.npz", "export"), ("x",),
+                     "re-run distill (it writes the calibration set)")
     pre.check(ev["x"], "eval.npz images")
     pre.check(calib["x"], "calib.npz images")
+    if ev["x"].dtype != np.uint8 or calib["x"].dtype != np.uint8:
+        raise EdgekdError("eval.npz and calib.npz must hold uint8 images: re-run distill")
     return pre, ev, calib["x"]
 
 
-def _load_roles(folder: Path, roles, pre: Preprocessing, n_classes: int) -> dict:
+def _load_roles(folder: Path, roles, pre: Preprocessing, n_classes: int,
+                trust_code: bool = False) -> dict:
     out = {}
     for role in roles:
-        path = folder / optimize.model_file(role)
+        path = inside(folder, optimize.model_file(role), role)
         if not path.exists():
             if role in OPTIONAL:
                 continue  # distill made it only when asked (--qat, --prune-sparsity, scratch)
             raise EdgekdError(f"{path} not found: re-run distill, or leave {role} out of --roles")
-        model = optimize.load(path, role)
+        model = optimize.load(path, role, trust_code)
         models.check_io(model, pre.input_shape, n_classes, role)
         out[role] = model
     return out
@@ -97,15 +88,34 @@ def _export_one(model, role: str, fmt_name: str, tmp: Path, inp: Inputs, parity_
             "export_seconds": round(seconds, 2), "parity": parity}
 
 
-def _stage(folder: Path) -> Path:
-    """A temporary sibling holding links to distill's files (not old exports)."""
-    tmp = folder.parent / f".{folder.name}.export-tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    for item in folder.iterdir():
-        if item.name in _DERIVED or item.suffix in (".tflite", ".onnx") or item.name.startswith("."):
+def _previous_outputs(folder: Path) -> set[str]:
+    """Names the previous export (manifest.json) and bench (bench.json) wrote:
+    the only files a re-export leaves behind. Everything else is carried over."""
+    names = {MANIFEST_NAME, BENCH_NAME}
+    for listing, key in ((MANIFEST_NAME, None), (BENCH_NAME, "files")):
+        try:
+            record = json.loads((folder / listing).read_text())
+        except (OSError, ValueError):
             continue
-        link_or_copy(item, tmp / item.name)
+        if not isinstance(record, dict):
+            continue
+        if key is None:
+            files = [a.get("path") for a in record.get("artifacts", []) if isinstance(a, dict)]
+            files.append((record.get("references") or {}).get("path"))
+        else:
+            files = record.get(key, [])
+        names.update(f for f in files if isinstance(f, str) and "/" not in f)
+    return names
+
+
+def _stage(folder: Path) -> Path:
+    """A new temporary sibling holding links to everything in `folder` but the
+    previous export's and bench's outputs."""
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.export-"))
+    skip = _previous_outputs(folder)
+    for item in folder.iterdir():
+        if item.name not in skip:
+            link_or_copy(item, tmp / item.name)
     return tmp
 
 
@@ -115,13 +125,13 @@ def _file_record(path: Path) -> dict:
 
 def run(folder: str | Path, formats: list[str], roles=DEFAULT_ROLES,
         int8_io: bool = False, parity_n: int = 256, allow_failures: bool = False,
-        threads: int | None = None, log=print) -> dict:
+        threads: int | None = None, log=print, trust_code: bool = False) -> dict:
     """Export, verify and describe; returns the manifest."""
     folder = Path(folder).resolve()
     t0 = time.perf_counter()
     pre, ev, calib = read_inputs(folder)
     labels = [str(s) for s in ev["labels"]]
-    keras_models = _load_roles(folder, roles, pre, len(labels))
+    keras_models = _load_roles(folder, roles, pre, len(labels), trust_code)
     inp = Inputs(pre, calib, int8_io)
     x_eval = pre.apply(ev["x"])
     tmp = _stage(folder)
@@ -138,8 +148,8 @@ def run(folder: str | Path, formats: list[str], roles=DEFAULT_ROLES,
                     f"{100 * p['top1_agreement']:6.2f} %  max|diff| {p.get('max_abs_diff', 0):.2e}"
                     f"  {'ok' if p['passed'] else 'FAILED'}")
                 artifacts.append(rec)
-        np.savez_compressed(tmp / "reference.npz", y=ev["y"],
-                            **{f"{r}_logits": v for r, v in refs.items()})
+        with atomic_path(tmp / "reference.npz") as ref_file:
+            np.savez_compressed(ref_file, y=ev["y"], **{f"{r}_logits": v for r, v in refs.items()})
         manifest = _manifest(tmp, ev, labels, pre, keras_models, artifacts, refs, t0)
         failed = [a for a in artifacts if not a["parity"]["passed"]]
         if failed and not allow_failures:

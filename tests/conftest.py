@@ -79,3 +79,60 @@ def exported_copy(tmp_path, exported) -> Path:
     dst = tmp_path / "artifacts"
     shutil.copytree(exported, dst)
     return dst
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """Every entry below `root` (dotfiles, links and folders too) -> its sha256,
+    link target or "dir": equal digests mean nothing was added, removed or changed."""
+    import hashlib
+    out = {}
+    for path in sorted(Path(root).rglob("*")):
+        key = str(path.relative_to(root))
+        if path.is_symlink():
+            out[key] = "link:" + os.readlink(path)
+        elif path.is_dir():
+            out[key] = "dir"
+        else:
+            out[key] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return out
+
+
+def cli_in_process(stage: str, args, capsys) -> tuple[int, list[str]]:
+    """`python -m <stage> <args>` in this process (TensorFlow loads once per
+    session): exit code and the stderr lines it printed."""
+    import importlib
+    from edgekd.errors import run_cli as wrap
+    main = importlib.import_module(f"{stage}.cli").main
+    capsys.readouterr()
+    try:
+        rc = wrap(main, f"python -m {stage}", [str(a) for a in args])
+    except SystemExit as exc:  # argparse's usage errors
+        rc = exc.code
+    err = capsys.readouterr().err
+    return rc, [line for line in err.splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def mini_artifacts(tmp_path_factory) -> Path:
+    """A real distill run on generated data (12x12 RGB, 3 classes, tiny models,
+    one epoch each): seconds, and no data set to install."""
+    from distill.config import resolve
+    from distill.run import run
+    root = tmp_path_factory.mktemp("mini")
+    data = small_npz(root / "data.npz")
+    cfg = resolve("quick", data=str(data), teacher_arch="tiny_teacher",
+                  student_arch="tiny_student", teacher_epochs=1, epochs=1, train_subset=None,
+                  calib_size=50, batch_size=64, learning_rate=3e-3)
+    run(cfg, root / "artifacts", verbose=0)
+    return root / "artifacts"
+
+
+@pytest.fixture(scope="session")
+def mini_exported(tmp_path_factory, mini_artifacts) -> Path:
+    """mini_artifacts exported to the float formats and full int8 TFLite."""
+    from export.run import run
+    folder = tmp_path_factory.mktemp("mini_exported") / "artifacts"
+    shutil.copytree(mini_artifacts, folder, symlinks=True)
+    run(folder, ["tflite_fp32", "tflite_int8", "onnx_fp32"], ("teacher", "student"),
+        log=lambda *_: None)
+    return folder

@@ -11,8 +11,8 @@ import pytest
 
 from tests.conftest import ROOT, error_lines, run_cli, small_npz
 
-EXPECTED = {"teacher.keras", "student.keras", "student_scratch.keras", "eval.npz", "calib.npz",
-            "labels.txt", "config.json", "train_report.json", "preprocessing.json"}
+EXPECTED = {".edgekd", "teacher.keras", "student.keras", "student_scratch.keras", "eval.npz",
+            "calib.npz", "labels.txt", "config.json", "train_report.json", "preprocessing.json"}
 
 
 def test_fashion_mnist_distillation_beats_chance(tiny_artifacts):
