@@ -5,6 +5,7 @@ report.md (+ report.png)."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -42,8 +43,16 @@ class BenchConfig:
     def __post_init__(self):
         if not self.threads or min(self.threads) < 1:
             raise EdgekdError(f"threads must be positive integers, got {self.threads}")
-        if self.runs < 1 or self.seconds < 0 or self.warmup_runs < 0:
+        times = (self.seconds, self.warmup_seconds, self.timeout_s)
+        if not all(math.isfinite(t) for t in times) or not math.isfinite(self.accuracy_budget):
+            raise EdgekdError(f"--seconds, --warmup-seconds and --accuracy-budget must be finite "
+                              f"numbers, got {self.seconds}, {self.warmup_seconds}, "
+                              f"{100 * self.accuracy_budget}")
+        if self.runs < 1 or self.seconds < 0 or self.warmup_runs < 0 or self.warmup_seconds < 0:
             raise EdgekdError("runs must be >= 1, seconds and warm-up >= 0")
+        if not 0 <= self.accuracy_budget <= 1:
+            raise EdgekdError(f"--accuracy-budget must be in [0, 100] points, "
+                              f"got {100 * self.accuracy_budget:g}")
         if self.eval_limit is not None and self.eval_limit < 1:
             raise EdgekdError(f"--eval-limit must be >= 1, got {self.eval_limit}")
 
@@ -55,6 +64,11 @@ def select(manifest: dict, cfg: BenchConfig) -> list[dict]:
         raise EdgekdError(f"no artifact in the manifest matches formats={cfg.formats}, "
                           f"roles={cfg.roles}")
     return arts
+
+
+# Where the Keras rows' runner lives: a module name the worker process imports,
+# so that bench's own import path holds no TensorFlow.
+KERAS_RUNNER = "distill.keras_runner"
 
 
 def keras_rows(manifest: dict, cfg: BenchConfig) -> list[dict]:
@@ -86,7 +100,8 @@ def _worker(folder: Path, manifest: dict, art: dict, cfg: BenchConfig) -> dict:
             "runs": cfg.runs, "seconds": cfg.seconds, "warmup_runs": cfg.warmup_runs,
             "warmup_seconds": cfg.warmup_seconds,
             "providers": list(cfg.providers) if cfg.providers else None,
-            "eval_limit": cfg.eval_limit, "trust_code": cfg.trust_model_code}
+            "eval_limit": cfg.eval_limit, "trust_code": cfg.trust_model_code,
+            "runner_module": KERAS_RUNNER if art["runtime"] == "keras" else None}
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [
         str(Path(__file__).resolve().parent.parent), os.environ.get("PYTHONPATH")]))}
     try:

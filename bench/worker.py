@@ -6,6 +6,8 @@ user command."""
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib
 import json
 import resource
 import sys
@@ -26,19 +28,24 @@ def _rss_mb() -> float:
 def measure(path: str, runtime: str, eval_path: str, pre: dict, threads: list[int],
             runs: int, seconds: float, warmup_runs: int, warmup_seconds: float,
             providers: list[str] | None = None, eval_limit: int | None = None,
-            trust_code: bool = False) -> dict:
+            runner_module: str | None = None, trust_code: bool = False) -> dict:
+    """`runner_module`: a module whose open_runner() makes this runtime's runner
+    (the Keras rows: TensorFlow is imported there, never by bench itself)."""
     from bench.stats import summarize, timed_loop
+    from edgekd.files import load_npz
     from edgekd.preprocess import Preprocessing, spread_indices
     from edgekd.runtime import open_runner
 
+    if runner_module:
+        plugin = importlib.import_module(runner_module).open_runner
+        open_runner = functools.partial(plugin, trust_code=trust_code)  # noqa: F811
     pre_obj = Preprocessing.from_dict(pre)
-    from edgekd.files import load_npz
     x_eval = load_npz(Path(eval_path), ("x",), "re-run distill and export")["x"]
     x_all = x_eval[spread_indices(len(x_eval), eval_limit)]
     x1 = pre_obj.apply(x_all[:1])
     rss_base = _rss_mb()
     t0 = time.perf_counter()
-    runner = open_runner(path, runtime, threads[0], providers, trust_code)
+    runner = open_runner(path, runtime, threads[0], providers)
     runner.prepare(x1)
     runner.invoke()
     runner.output()
@@ -46,7 +53,7 @@ def measure(path: str, runtime: str, eval_path: str, pre: dict, threads: list[in
     latency = {}
     for n in threads:
         if n != runner.threads:
-            runner = open_runner(path, runtime, n, providers, trust_code)
+            runner = open_runner(path, runtime, n, providers)
             runner.prepare(x1)
         timed_loop(runner.invoke, warmup_runs, warmup_seconds)
         samples = timed_loop(runner.invoke, runs, seconds)

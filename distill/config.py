@@ -87,6 +87,8 @@ class DistillConfig:
             raise EdgekdError(f"val split must be in (0, 1), got {self.val_split}")
         if self.calib_size < 1:
             raise EdgekdError(f"calib size must be >= 1, got {self.calib_size}")
+        if self.qat_learning_rate is not None and not self.qat_learning_rate > 0:
+            raise EdgekdError(f"QAT learning rate must be > 0, got {self.qat_learning_rate}")
         if self.qat_epochs < 0:
             raise EdgekdError(f"QAT epochs must be >= 0, got {self.qat_epochs}")
         if self.prune_sparsity is not None and not 0.0 < self.prune_sparsity < 1.0:

@@ -6,7 +6,9 @@ has to set TF_USE_LEGACY_KERAS."""
 import os
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow's C++ log lines (cuInit failures on machines without a GPU, grappler
+# notes) are noise to a user; set TF_CPP_MIN_LOG_LEVEL=0 to see them.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402

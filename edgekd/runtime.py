@@ -138,45 +138,11 @@ class ONNXRunner(Runner):
         return {**super().describe(), "providers": self.sess.get_providers()}
 
 
-class KerasRunner(Runner):
-    """The Keras source model itself, for bench's optional labelled extra row.
-    Imports TensorFlow (through distill) only when constructed, so importing
-    this module stays TF-free."""
-
-    runtime = "keras"
-
-    def __init__(self, path, threads=None, trust_code: bool = False):
-        super().__init__(path, threads)
-        from distill.optimize import load
-        from distill.tfenv import tf
-        tf.config.threading.set_intra_op_parallelism_threads(self.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-        self.model = load(self.path, self.path.stem, trust_code)
-        self.inputs = [{"name": "input", "shape": [None, *self.model.input_shape[1:]],
-                        "dtype": "float32", "quantization": None}]
-        self.outputs = [{"name": "logits", "shape": list(self.model.output_shape),
-                         "dtype": "float32", "quantization": None}]
-        self._x = None
-        self._y = None
-
-    def prepare(self, x: np.ndarray) -> None:
-        self._x = x.astype(np.float32, copy=False)
-
-    def invoke(self) -> None:
-        # __call__, not predict(): predict's per-call set-up would dominate batch-1 latency
-        self._y = self.model(self._x, training=False)
-
-    def output(self) -> np.ndarray:
-        return np.asarray(self._y, dtype=np.float32)
-
-
 def open_runner(path: str | Path, runtime: str, threads: int | None = None,
-                providers: list[str] | None = None, trust_code: bool = False) -> Runner:
+                providers: list[str] | None = None) -> Runner:
     """The adapter for a manifest artifact's `runtime` field."""
     if runtime == "tflite":
         return TFLiteRunner(path, threads)
     if runtime == "onnx":
         return ONNXRunner(path, threads, providers)
-    if runtime == "keras":
-        return KerasRunner(path, threads, trust_code)
     raise EdgekdError(f"unknown runtime {runtime!r} (expected tflite or onnx)")

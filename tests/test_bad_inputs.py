@@ -185,6 +185,9 @@ CASES = [
     (B, lambda c: [c.folder(), "--formats", "tflite_fp64"], 2, "unknown format(s)"),
     (B, lambda c: [c.folder(), "--roles", "coach"], 2, "no artifact in the manifest matches"),
     (B, lambda c: [c.folder(), "--eval-limit", "0"], 2, "--eval-limit must be >= 1"),
+    (B, lambda c: [c.folder(), "--seconds", "inf"], 2, "must be finite numbers"),
+    (B, lambda c: [c.folder(), "--runs", "0"], 2, "runs must be >= 1"),
+    (B, lambda c: [c.folder(), "--accuracy-budget", "-5"], 2, "--accuracy-budget must be in"),
 ]
 
 
