@@ -1,6 +1,6 @@
 # edgekd: distill -> export -> bench. Every target creates .venv when missing.
 # Variables: DATA (cifar10 | fashion_mnist | image folder | .npz), PRESET
-# (seed | quick | default), OUT (artifacts folder), TEACHER (bring your own),
+# (default | latency | seed | quick), OUT (artifacts folder), TEACHER (bring your own),
 # FORMATS (subset of the format table), THREADS, TARGET (remote board).
 PYTHON ?= python3
 VENV   ?= .venv
@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.edgekd-installed
 
 DATA    ?= cifar10
-PRESET  ?= seed
+PRESET  ?= default
 OUT     ?= artifacts
 TEACHER ?=
 FORMATS ?=
@@ -20,10 +20,10 @@ DISTILL_ARGS ?=
 distill_flags = --data "$(DATA)" --preset $(PRESET) --out "$(OUT)" $(if $(TEACHER),--teacher "$(TEACHER)") $(DISTILL_ARGS)
 format_flags  = $(if $(FORMATS),--formats $(FORMATS))
 
-.PHONY: help venv edge-model distill distill-multiworker export bench report test test-all test-arm bench-seed bench-default bench-latency bench-zoo bench-ablation bench-multiworker bench-overhead clean
+.PHONY: lint help venv edge-model distill distill-multiworker export bench report test test-extra test-all test-arm bench-seed bench-default bench-latency bench-zoo bench-ablation bench-multiworker bench-overhead clean
 
 help:
-	@echo "make edge-model DATA=... PRESET=seed|quick|default|latency OUT=artifacts   distill + export + bench"
+	@echo "make edge-model DATA=... [PRESET=default|latency|seed|quick] OUT=artifacts   distill + export + bench"
 	@echo "make distill-multiworker WORKERS=2                          distill under MultiWorkerMirroredStrategy, local workers"
 	@echo "make distill | export | bench                               one stage, same OUT"
 	@echo "make test                                                   the default test suite"
@@ -42,8 +42,7 @@ edge-model: $(STAMP)
 	$(PY) -m distill $(distill_flags)
 	$(PY) -m export "$(OUT)" $(format_flags)
 	$(PY) -m bench "$(OUT)" --threads $(THREADS) $(format_flags) $(BENCH_ARGS)
-	@echo; echo "Deployable files in $(OUT)/:"; ls -1 "$(OUT)"/*.tflite "$(OUT)"/*.onnx
-	@echo "Report: $(OUT)/report.md, $(OUT)/report.png; manifest: $(OUT)/manifest.json"
+	@echo "Report: $(OUT)/report.md, $(OUT)/report.png; every file: $(OUT)/manifest.json"
 
 distill: $(STAMP)
 	$(PY) -m distill $(distill_flags)
@@ -60,58 +59,71 @@ export: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench "$(OUT)" --threads $(THREADS) $(format_flags) $(foreach t,$(TARGET),--target $(t)) $(BENCH_ARGS)
 
-# Regenerate the README's result tables from bench.json / train_report.json.
+# The one generator of published numbers: docs/results/ and README's presets
+# table, from benchmarks/results/ (SEED=, SEED_XEON=, DEFAULT=, LATENCY= save a run first).
 SEED ?=
+SEED_XEON ?=
 DEFAULT ?=
+LATENCY ?=
 report: $(STAMP)
-	$(PY) benchmarks/readme_tables.py $(if $(SEED),--seed "$(SEED)") $(if $(SEED_XEON),--seed-xeon "$(SEED_XEON)") $(if $(DEFAULT),--default "$(DEFAULT)")
+	$(PY) -m benchmarks.report $(if $(SEED),--seed "$(SEED)") $(if $(SEED_XEON),--seed-xeon "$(SEED_XEON)") $(if $(DEFAULT),--default "$(DEFAULT)") $(if $(LATENCY),--latency "$(LATENCY)")
 
-test: $(STAMP)
-	$(PY) -m pytest -q
+# Lint (ruff) and type check (mypy on the TF-free edgekd/ and bench/), then the suite.
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m mypy
+
+test: lint
+	$(PY) -m pytest -q -rs
+
+# Tests that need what a fresh machine lacks: apt's Fashion-MNIST, ../shared's
+# CIFAR-10 copy, an sshd (.ci/run installs them).
+test-extra: $(STAMP)
+	$(PY) -m pytest -q -m "data or ssh"
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m ""
 
-# The tutorial reproduction (about an hour on 2 cores); writes benchmarks/seed_table.md.
+# The tutorial reproduction (about an hour on 2 cores); saved as benchmarks/results/seed/, published in docs/results/seed.md.
 bench-seed: $(STAMP)
-	$(PY) benchmarks/seed_table.py --data "$(DATA)" --out "$(OUT)-seed"
-	$(PY) benchmarks/readme_tables.py --seed "$(OUT)-seed"
+	$(PY) -m benchmarks.seed_table --data "$(DATA)" --out "$(OUT)-seed"
+	$(PY) -m benchmarks.report --seed "$(OUT)-seed"
 
 # The default preset end to end (timed as users run it), then the scratch
 # baseline added after it, both students re-exported and benched, and the table
-# beside the seed run's (benchmarks/default_table.md and the README; needs a
+# beside the seed run's (docs/results/default.md and the README; needs a
 # bench-seed run saved).
 bench-default: $(STAMP)
 	$(MAKE) edge-model PRESET=default OUT="$(OUT)-default" DATA="$(DATA)"
-	$(PY) benchmarks/add_scratch.py "$(OUT)-default"
+	$(PY) -m benchmarks.add_scratch "$(OUT)-default"
 	$(PY) -m export "$(OUT)-default" --roles teacher,student,student_scratch
 	$(PY) -m bench "$(OUT)-default" --threads $(THREADS)
-	$(PY) benchmarks/readme_tables.py --default "$(OUT)-default"
+	$(PY) -m benchmarks.report --default "$(OUT)-default"
 
 # What each recipe element contributes, and the T x alpha sweep (a subset,
-# with the default run's teacher): benchmarks/default_ablation.md.
+# with the default run's teacher): benchmarks/results/ablation/, docs/results/ablation.md.
 bench-ablation: $(STAMP)
-	$(PY) benchmarks/default_ablation.py --data "$(DATA)" --teacher "$(OUT)-default/teacher.keras"
+	$(PY) -m benchmarks.default_ablation --data "$(DATA)" --teacher "$(OUT)-default/teacher.keras"
 
 # The latency preset's student (edge_res_mid, 55 epochs) distilled from the default
 # run's teacher, then its int8 against the tutorial teacher's fp32:
-# benchmarks/latency_vs_seed.md (committed runs, from before the latency preset, with
+# benchmarks/results/latency_vs_seed/table.md (committed runs, from before the latency preset, with
 # edge_res_lite: latency_vs_seed_epyc.md, AVX2 only; latency_vs_seed_xeon.md, VNNI/AMX).
 bench-latency: $(STAMP)
 	$(MAKE) edge-model PRESET=latency OUT="$(OUT)-latency" DATA="$(DATA)" TEACHER="$(OUT)-default/teacher.keras" THREADS=1
-	$(PY) benchmarks/latency_vs_seed.py --tflite "edge_res_mid int8, trained=$(OUT)-latency/student_int8.tflite"
+	$(PY) -m benchmarks.latency_vs_seed --tflite "edge_res_mid int8, trained=$(OUT)-latency/student_int8.tflite"
 
-# Training and inference img/s of the zoo, with and without XLA: benchmarks/zoo_throughput.md.
+# Training and inference img/s of the zoo, with and without XLA: benchmarks/results/zoo_throughput/table.md.
 bench-zoo: $(STAMP)
-	$(PY) benchmarks/zoo_throughput.py
+	$(PY) -m benchmarks.zoo_throughput
 
-# 1 process vs WORKERS local workers: benchmarks/multiworker.md.
+# 1 process vs WORKERS local workers: benchmarks/results/multiworker/table.md.
 bench-multiworker: $(STAMP)
-	$(PY) benchmarks/multiworker.py --data "$(DATA)" --workers $(WORKERS)
+	$(PY) -m benchmarks.multiworker --data "$(DATA)" --workers $(WORKERS)
 
 # Harness overhead: bench's p50 against a bare invoke() loop.
 bench-overhead: $(STAMP)
-	$(PY) benchmarks/harness_overhead.py "$(OUT)"
+	$(PY) -m benchmarks.harness_overhead "$(OUT)"
 
 clean:
 	rm -rf .pytest_cache build *.egg-info

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Sequence
 
 from edgekd.errors import EdgekdError, OneLineParser, run_cli
@@ -80,8 +81,8 @@ def remote_args(a) -> tuple[str, ...]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     a = parser().parse_args(argv)
-    from bench.run import BenchConfig, run
     from bench.remote import RemoteOptions, parse_target
+    from bench.run import BenchConfig, run
     targets = [parse_target(t) for t in a.targets]  # bad URLs fail before any work
     cfg = BenchConfig(threads=parse_threads(a.threads), runs=a.runs, seconds=a.seconds,
                       warmup_runs=a.warmup_runs, warmup_seconds=a.warmup_seconds,
@@ -102,6 +103,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("\n" + targets_table(result))
     print(f"\nbest student artifact: {result['summary']['best_student']}")
     print(f"[bench] wrote {a.folder}/bench.json, report.md, report.png")
+    if result["summary"]["best_student"]:
+        from bench.predict import deploy_summary
+        print("\n" + deploy_summary(Path(a.folder)))
     return 0
 
 

@@ -6,14 +6,16 @@ from pathlib import Path
 
 from edgekd.atomic import atomic_path, write_text
 from edgekd.environment import int8_text
+from edgekd.roles import is_distilled_student
 
-BASELINE = ("teacher", "tflite_fp32")
-FILES = ("report.md", "report.png")  # besides bench.json, which lists them for re-export  # speed-up and size ratios are against this
+BASELINE = ("teacher", "tflite_fp32")  # speed-up and size ratios are against this
+FILES = ("report.md", "report.png")  # besides bench.json, which lists them for re-export
 
 
-def _p50(row: dict, threads: str) -> float | None:
+def _p50(row: dict, threads: str) -> float:
+    """p50 at a thread count; NaN where the row has none (a target that ran fewer)."""
     lat = row["latency"].get(threads)
-    return lat["p50_ms"] if lat else None
+    return lat["p50_ms"] if lat else float("nan")
 
 
 def summarize_rows(result: dict) -> dict:
@@ -33,7 +35,7 @@ def summarize_rows(result: dict) -> dict:
         derived[r["name"]] = d
     budget = result["config"]["accuracy_budget"]
     # any distilled student (float, pruned, QAT) may win; the scratch baseline may not
-    students = [r for r in rows if r["role"].startswith("student") and r["role"] != "student_scratch"]
+    students = [r for r in rows if is_distilled_student(r["role"])]
     ref = keras_acc.get("student", max((r["accuracy"] for r in students), default=0.0))
     ok = [r for r in students if r["accuracy"] >= ref - budget]
     best = min(ok, key=lambda r: (_p50(r, threads[0]), r["bytes"])) if ok else None

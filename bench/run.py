@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekd import environment, manifest as mf
+from edgekd import environment
+from edgekd import manifest as mf
 from edgekd.atomic import write_json
 from edgekd.errors import EdgekdError
 from edgekd.files import inside, load_npz
@@ -176,6 +177,7 @@ def run_targets(folder: Path, manifest: dict, arts: list[dict], targets, opts,
                 parallel: bool) -> list[dict]:
     """The same bench on each remote board (one after another, or in parallel)."""
     from concurrent.futures import ThreadPoolExecutor
+
     from bench.remote import run_remote
     if not targets:
         return []

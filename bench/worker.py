@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 
-
 HEAD = 32  # eval images whose raw outputs are kept in bench.json
 
 

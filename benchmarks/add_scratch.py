@@ -1,6 +1,6 @@
 """Add the from-scratch baseline to a finished `make edge-model` run:
 
-    python benchmarks/add_scratch.py ARTIFACTS_DIR
+    python -m benchmarks.add_scratch ARTIFACTS_DIR
 
 The default preset skips the baseline (it is a comparison, not a deployable),
 so the pipeline users run is timed without it. This script first records that
@@ -18,10 +18,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
-from edgekd.atomic import write_json  # noqa: E402
-from edgekd.errors import EdgekdError, run_cli  # noqa: E402
+from edgekd.atomic import write_json
+from edgekd.errors import EdgekdError, run_cli
 
 
 def pipeline_stages(folder: Path) -> dict:

@@ -1,15 +1,14 @@
 """What each element of the default recipe contributes, and a temperature x
 alpha sweep, on a subset with a supplied (already trained) teacher:
 
-    python benchmarks/default_ablation.py --data DIR_OR_NPZ --teacher T.keras \
+    python -m benchmarks.default_ablation --data DIR_OR_NPZ --teacher T.keras \
         [--subset 10000] [--epochs 15] [--work /tmp/edgekd-ablation]
-    python benchmarks/default_ablation.py --render   # tables from the saved results
+    python -m benchmarks.default_ablation --render   # tables from the saved results
 
 Each variant is one `python -m distill --preset default` run with one change;
 finished variants are skipped on a re-run. After each run the results go to
-benchmarks/results/ablation/ablation.json and the tables to
-benchmarks/default_ablation.md and README.md (between `<!-- edgekd:ablation:start -->`
-and its end marker): the student's top-1 on the full test set, its change
+benchmarks/results/ablation/ablation.json (make report renders
+docs/results/ablation.md): the student's top-1 on the full test set, its change
 against the full recipe, and the median epoch time (which shows what the
 teacher cache saves). A second seed of the full recipe gives the noise floor.
 Last, smoothed and mixed targets for the teacher (TEACHERS): each trains a teacher
@@ -27,10 +26,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "ablation" / "ablation.json"
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-from default_table import median_epoch  # noqa: E402
-from distill.config import PRESETS  # noqa: E402  (TF-free)
+from benchmarks.default_table import median_epoch
+from distill.config import PRESETS  # TF-free
 
 # (name, what changes, extra distill flags), most telling first. The first is the
 # reference; its run also trains the scratch baseline ("no teacher").
@@ -140,7 +137,7 @@ def main() -> int:
         p.error("--data and --teacher are required (or --render)")
     a.work.mkdir(parents=True, exist_ok=True)
     ref = run_variant(a, ABLATION[0][0], [], scratch=True)
-    saved = {"command": f"python benchmarks/default_ablation.py --subset {a.subset} "
+    saved = {"command": f"python -m benchmarks.default_ablation --subset {a.subset} "
                         f"--epochs {a.epochs}",
              "subset": a.subset, "epochs": a.epochs, "dataset": ref["dataset"]["name"],
              "n_test": ref["dataset"]["n_test"], "machine": ref["machine"],
@@ -168,13 +165,7 @@ def main() -> int:
 def publish(saved: dict) -> int:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(saved, indent=1) + "\n")
-    text = document(saved)
-    (ROOT / "benchmarks" / "default_ablation.md").write_text(text)
-    import readme_tables
-    readme = ROOT / "README.md"
-    body = text.split("\n", 2)[2]  # drop the document's title
-    readme.write_text(readme_tables.splice(readme.read_text(), "ablation", body))
-    print(text, flush=True)
+    print(document(saved), flush=True)  # docs/results/ablation.md: make report
     return 0
 
 

@@ -1,25 +1,21 @@
 """The `default` preset beside the `seed` preset, from saved runs:
 
-    python benchmarks/default_table.py        # reads benchmarks/results/{seed,default}/
+    python -m benchmarks.default_table        # reads benchmarks/results/{seed,default}/
 
-writes benchmarks/default_table.md: params, MACs, float (Keras) and int8
+renders the table of docs/results/default.md (make report): params, MACs, float (Keras) and int8
 (TFLite) accuracy of teacher / distilled student / scratch student, the wall
 time of each stage, the distill-epoch / plain-epoch ratio, and p50 latencies.
 The results folders are filled by `make report SEED=... DEFAULT=...`
-(benchmarks/readme_tables.py), which also puts this table in the README.
+(benchmarks/report.py).
 """
 
 from __future__ import annotations
 
-import json
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
-sys.path.insert(0, str(ROOT))
+from benchmarks.saved import RESULTS, load
+from edgekd.environment import int8_text
 
-from edgekd.environment import int8_text  # noqa: E402
 ROLES = (("teacher", "teacher"), ("student", "distilled student"),
          ("student_scratch", "student from scratch"))
 # The other default-preset runs kept beside the reference one (label, results folder),
@@ -44,15 +40,6 @@ OTHER_RUNS = (("default v1", "default_v1"), ("default d2, no XLA", "default_d2")
 # EPYC one the README quotes, but a latency ratio needs both models timed on one
 # machine, and the current default runs are the Xeon's.
 OTHER_SEEDS = (("seed, Xeon", "seed_xeon"),)
-
-
-def load(preset: str) -> dict:
-    d = RESULTS / preset
-    out = {"train": json.loads((d / "train_report.json").read_text()),
-           "bench": json.loads((d / "bench.json").read_text())}
-    stages = d / "stages.json"
-    out["stages"] = json.loads(stages.read_text()) if stages.is_file() else {}
-    return out
 
 
 def _artifact(run: dict, role: str, fmt: str) -> dict | None:
@@ -188,11 +175,9 @@ def load_other_runs(table=OTHER_RUNS) -> list[tuple[str, dict]]:
 
 
 def write_saved() -> str:
-    """The table from every saved run, written to benchmarks/default_table.md."""
-    text = document(load("seed"), load("default"), load_other_runs(),
+    """The table from every saved run (docs/results/default.md: make report)."""
+    return document(load("seed"), load("default"), load_other_runs(),
                     load_other_runs(OTHER_SEEDS))
-    (ROOT / "benchmarks" / "default_table.md").write_text(text)
-    return text
 
 
 def main() -> int:

@@ -2,10 +2,10 @@
 runner.invoke()) against a bare `interpreter.invoke()` loop over the same
 model in the same process. Goal: within 2 %.
 
-    python benchmarks/harness_overhead.py artifacts/ [--seconds 5]
+    python -m benchmarks.harness_overhead artifacts/ [--seconds 5]
 
 Interleaves harness and bare measurements (3 rounds) so drift hits both, and
-writes benchmarks/harness_overhead.md with the machine and versions."""
+records benchmarks/results/harness_overhead/table.md with the machine and versions."""
 
 from __future__ import annotations
 
@@ -18,13 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from benchmarks.saved import table_path
 
-from bench.stats import summarize, timed_loop  # noqa: E402
-from edgekd import environment  # noqa: E402
-from edgekd.preprocess import Preprocessing  # noqa: E402
-from edgekd.runtime import open_runner  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
+
+from bench.stats import summarize, timed_loop
+from edgekd import environment
+from edgekd.preprocess import Preprocessing
+from edgekd.runtime import open_runner
 
 
 def bare_loop(invoke, seconds: float, block: int = 100) -> list[float]:
@@ -56,7 +57,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("folder", type=Path)
     p.add_argument("--seconds", type=float, default=3.0)
-    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "harness_overhead.md")
+    p.add_argument("--out", type=Path, default=table_path("harness_overhead"))
     a = p.parse_args()
     manifest = json.loads((a.folder / "manifest.json").read_text())
     pre = Preprocessing.from_dict(manifest["preprocessing"])

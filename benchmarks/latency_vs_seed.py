@@ -2,17 +2,17 @@
 TFLite, measured in one process, interleaved round by round so that clock
 drift and neighbours hit every model alike:
 
-    python benchmarks/latency_vs_seed.py [--tflite NAME=PATH ...] [--rounds 5] [--seconds 2]
+    python -m benchmarks.latency_vs_seed [--tflite NAME=PATH ...] [--rounds 5] [--seconds 2]
 
 Latency does not depend on the weights, so the seed teacher and the zoo
 students are converted untrained (int8 calibrated on random images); `--tflite`
 adds trained artifacts (e.g. a default run's student_int8.tflite) to check that.
-LiteRT with its default XNNPACK delegate, 1 thread: the issue-9 target is the
-default int8 student at >= 10x below the seed teacher's fp32 p50. Writes
-benchmarks/latency_vs_seed.md with the machine, versions and settings. The
-committed runs: latency_vs_seed_epyc.md (AMD EPYC, AVX2 only: int8 no faster than
-fp32) and latency_vs_seed_xeon.md (Intel Xeon with AVX512-VNNI and AMX: int8 ~5x
-faster than fp32).
+LiteRT with its default XNNPACK delegate, 1 thread: the target is the default
+int8 student at >= 10x below the seed teacher's fp32 p50. Records
+benchmarks/results/latency_vs_seed/table.md with the machine, versions and
+settings. The committed runs: results/latency_vs_seed_epyc/ (AMD EPYC, AVX2
+only: int8 no faster than fp32) and results/latency_vs_seed_xeon/ (Intel Xeon
+with AVX512-VNNI and AMX: int8 ~5x faster than fp32).
 """
 
 from __future__ import annotations
@@ -24,11 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.saved import table_path
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 SHAPE = (32, 32, 3)
-ZOO = ("seed_teacher", "seed_student", "edge_res", "edge_res_mid", "edge_res_lite", "edge_res_small", "edge_sep")
+ZOO = ("seed_teacher", "seed_student", "edge_res", "edge_res_mid", "edge_res_lite", "edge_res_small",
+       "edge_sep")
 
 
 def convert_untrained(folder: Path) -> list[tuple[str, int, Path]]:
@@ -84,7 +86,7 @@ def document(entries, samples, rounds: int, seconds: float) -> str:
         f"{environment.int8_text(m) or 'n/a'}. ai-edge-litert {v.get('ai-edge-litert')}, "
         f"tensorflow {v.get('tensorflow')} (converter). LiteRT, XNNPACK, 1 thread; "
         f"{rounds} interleaved rounds of >= {seconds} s and >= 50 runs per model. "
-        "`python benchmarks/latency_vs_seed.py` (see its docstring).", "",
+        "`python -m benchmarks.latency_vs_seed` (see its docstring).", "",
         "| model | MACs | p50 ms | seed teacher fp32 / this |", "|---|---:|---:|---:|",
         *rows, ""])
 
@@ -97,7 +99,7 @@ def main(argv=None) -> int:
                         "if NAME starts with one, else 0)")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--seconds", type=float, default=2.0)
-    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "latency_vs_seed.md")
+    p.add_argument("--out", type=Path, default=table_path("latency_vs_seed"))
     a = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         entries = convert_untrained(Path(tmp))

@@ -2,9 +2,9 @@
 (MultiWorkerMirroredStrategy via python -m distill.launch), same config and
 global batch:
 
-    python benchmarks/multiworker.py --data DIR_OR_NPZ [--workers 2] [--subset 5000]
+    python -m benchmarks.multiworker --data DIR_OR_NPZ [--workers 2] [--subset 5000]
 
-Writes benchmarks/multiworker.md with the machine, versions and config. On one
+Records benchmarks/results/multiworker/table.md with the machine, versions and config. On one
 machine the workers share its cores, so expect no speed-up: this measures the
 cost of the collectives, not a cluster's scaling.
 """
@@ -20,8 +20,9 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.saved import write_table
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 
 def timed(cmd: list[str]) -> float:
@@ -60,14 +61,14 @@ def main() -> int:
     mach, v = reports["single"]["machine"], reports["single"]["versions"]
     text = "\n".join([
         "# 1 process vs local workers (MultiWorkerMirroredStrategy)", "",
-        f"`python benchmarks/multiworker.py --workers {a.workers} --subset {a.subset}`: quick "
+        f"`python -m benchmarks.multiworker --workers {a.workers} --subset {a.subset}`: quick "
         f"preset (tutorial models), {a.subset} training images, 1 teacher + 1 student epoch, "
         f"global batch 32, data {reports['single']['dataset']['name']}. Machine: {mach['cpu']}, "
         f"{mach['cores']} cores. tensorflow {v.get('tensorflow')}.", "", *rows, "",
         f"Wall time ratio ({a.workers} workers / 1 process): {multi / single:.2f}. The workers "
         "share the same cores and add a gradient all-reduce per step, so no speed-up is "
         "expected here; on a cluster each worker brings its own cores or GPUs.", ""])
-    (ROOT / "benchmarks" / "multiworker.md").write_text(text)
+    write_table("multiworker", text)
     print(text)
     return 0
 

@@ -1,8 +1,9 @@
 """Issue 6's table from a benched `distill --qat --prune-sparsity` run:
 float student, post-training int8, QAT int8, pruned, pruned+QAT: accuracy,
-size, gzip size, p50 latency (1 thread), written to benchmarks/optimize_table.md.
+size, gzip size, p50 latency (1 thread), recorded in benchmarks/results/optimize_table/table.md
+(published by make report).
 
-    python benchmarks/optimize_table.py artifacts-opt"""
+    python -m benchmarks.optimize_table artifacts-opt"""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+from benchmarks.saved import table_path
 
 ROOT = Path(__file__).resolve().parent.parent
 ROWS = [("float distilled student", "student_tflite_fp32"),
@@ -25,7 +28,7 @@ ROWS = [("float distilled student", "student_tflite_fp32"),
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("folder", type=Path)
-    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "optimize_table.md")
+    p.add_argument("--out", type=Path, default=table_path("optimize_table"))
     a = p.parse_args()
     train = json.loads((a.folder / "train_report.json").read_text())
     bench = json.loads((a.folder / "bench.json").read_text())
@@ -36,7 +39,8 @@ def main() -> int:
     lines = ["# Quantization-aware distillation and pruning: seed student, CIFAR-10 (JPEG copy)", "",
              f"Teacher: the seed run's (5 epochs, {100 * train['models']['teacher']['accuracy']:.2f} %). "
              f"Students: {cfg['train_subset'] or 'all'} training images, {cfg['epochs']} distillation "
-             f"epochs, then {cfg['qat_epochs']} QAT epoch(s) at lr {cfg['qat_learning_rate'] or cfg['learning_rate'] / 10:g}; "
+             f"epochs, then {cfg['qat_epochs']} QAT epoch(s) at lr "
+             f"{cfg['qat_learning_rate'] or cfg['learning_rate'] / 10:g}; "
              f"pruning to {cfg['prune_sparsity']} (polynomial decay). Accuracy on all "
              f"{bench['dataset'].get('n_eval')} test images; p50 at batch 1, {t} thread(s), on "
              f"{m['cpu']} ({m['cores']} cores). Command: `python -m distill --data DIR --preset seed "

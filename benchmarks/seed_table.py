@@ -1,8 +1,8 @@
 """The tutorial reproduction: `seed` preset -> export -> bench, then
 benchmarks/seed_table.md with the machine and versions beside the numbers.
 
-    python benchmarks/seed_table.py --data /tmp/cifar10-jpeg --out artifacts-seed
-    python benchmarks/seed_table.py --data ... --quick   # CI: 1 epoch on a subset
+    python -m benchmarks.seed_table --data /tmp/cifar10-jpeg --out artifacts-seed
+    python -m benchmarks.seed_table --data ... --quick   # CI: 1 epoch on a subset
 
 --skip-distill reuses an existing distilled folder (e.g. one started earlier in
 the background)."""
@@ -94,7 +94,8 @@ def main() -> int:
     p.add_argument("--skip-distill", action="store_true")
     p.add_argument("--table-only", action="store_true",
                    help="only write the table from an already benched --out folder")
-    p.add_argument("--table", default=str(ROOT / "benchmarks" / "seed_table.md"))
+    p.add_argument("--table", help="also write the table to this file (default: print it; "
+                   "make report publishes saved runs in docs/)")
     a = p.parse_args()
     out = str(Path(a.out).resolve())
     if not a.table_only:
@@ -103,8 +104,10 @@ def main() -> int:
         run_stages(a, out)
     train = json.loads((Path(out) / "train_report.json").read_text())
     bench = json.loads((Path(out) / "bench.json").read_text())
-    Path(a.table).write_text(document(train, bench, a.quick))
-    print(Path(a.table).read_text())
+    text = document(train, bench, a.quick)
+    if a.table:
+        Path(a.table).write_text(text)
+    print(text)
     return 0
 
 

@@ -1,13 +1,13 @@
 """Training and inference throughput of the zoo on this machine's CPU, with and
 without XLA (`jit_compile`): what decided the default preset's models.
 
-    python benchmarks/zoo_throughput.py [--models edge_res,edge_res_wide] [--seconds 15]
+    python -m benchmarks.zoo_throughput [--models edge_res,edge_res_wide] [--seconds 15]
 
 Synthetic 32x32x3 batches of 128 (throughput does not depend on the pixels),
 SGD with momentum and sparse cross-entropy as in `distill`, tf_keras under
 TF_USE_LEGACY_KERAS. Each model and mode gets warm-up steps (graph tracing, XLA
 compilation), then timed `train_on_batch` / `predict_on_batch` calls for
---seconds each. Writes benchmarks/zoo_throughput.md with the machine and
+--seconds each. Records benchmarks/results/zoo_throughput/table.md with the machine and
 versions beside the numbers.
 """
 
@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.saved import table_path
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 SHAPE, BATCH = (32, 32, 3), 128
 
@@ -65,7 +66,7 @@ def document(rows: list[dict], seconds: float) -> str:
         f"Machine: {m['cpu']}, {m['cores']} cores. tensorflow {v.get('tensorflow')}, "
         f"tf-keras {v.get('tf-keras')}. Batch {BATCH}, synthetic 32x32x3, SGD (Nesterov), "
         f">= {seconds} s of timed training steps per row after warm-up. "
-        "`python benchmarks/zoo_throughput.py` (see its docstring). An epoch of "
+        "`python -m benchmarks.zoo_throughput` (see its docstring). An epoch of "
         "50,000 images also pays for the input pipeline and, when distilling, "
         "the loss on cached teacher logits.", "",
         "| model | params | MACs | mode | train img/s | infer img/s | train vs graph |",
@@ -77,7 +78,7 @@ def main(argv=None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", help="comma-separated builder names (default: the whole zoo)")
     p.add_argument("--seconds", type=float, default=15.0)
-    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "zoo_throughput.md")
+    p.add_argument("--out", type=Path, default=table_path("zoo_throughput"))
     a = p.parse_args(argv)
     from distill.zoo import ZOO
     rows = []

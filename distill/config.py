@@ -48,7 +48,7 @@ class DistillConfig:
     mixup: float = 0.0  # > 0: mixup (Zhang et al. 2018), lambda ~ Beta(mixup, mixup) per batch
     strategy: str = "default"  # default | mirrored | multiworker (tf.distribute)
     # XLA for the training steps (teacher, student). Measured in a real fit() on
-    # this CPU (benchmarks/zoo_throughput.md): wide teacher 1.21x, edge_res 1.16x;
+    # this CPU (docs/results/zoo_throughput.md): wide teacher 1.21x, edge_res 1.16x;
     # but edge_sep (depthwise) 8x slower, so it is a per-preset choice.
     jit_compile: bool = False
     # Load .h5/SavedModel teachers and students that hold Lambda layers (Python
@@ -126,28 +126,20 @@ class DistillConfig:
 
 # The tutorial exactly: Adam(1e-3), batch 32, 5 epochs, alpha 0.1, T 10.
 SEED = DistillConfig(preset="seed")
-# The best recipe the project has (issue 9; benchmarks/default_table.md): a
-# batch-norm residual student within the tutorial student's params and MACs,
-# a plain full-resolution teacher in airbench's shape (edge_pool: run p2, 86.94 %
-# in 25 min against edge_res_wide's 86.07 to 86.31 % in 27 to 28; its student
-# 85.75 % against 84.95 to 85.46), crop+flip augmentation, SGD with a
-# one-cycle schedule, and cached teacher logits. Weight decay 5e-3 decoupled
-# equals the usual 5e-4 L2 under momentum 0.9 (which multiplies it by 10).
-# 40 student epochs: 44 (run x4) gave no measurable gain (students of
-# different teacher runs spread by ~0.6 points) and push a supplied-teacher
-# run past 45 minutes when the host is slow.
+# The best recipe (docs/results/default.md; how it was found: docs/history.md):
+# a batch-norm residual student within the tutorial student's params and MACs,
+# a plain full-resolution teacher in airbench's shape (stronger and faster than
+# a wide residual one), crop+flip augmentation, SGD with a one-cycle schedule,
+# and cached teacher logits. Weight decay 5e-3 decoupled equals the usual 5e-4
+# L2 under momentum 0.9 (which multiplies it by 10).
+# 40 student epochs: more gave no gain beyond the spread between teachers.
 # Mirrored cache: the student learns from the teacher's logits averaged over
-# each view and its mirror (flip test-time augmentation; x3's teacher: 86.14
-# -> 87.14 % on the test set). From x3's teacher, 40 epochs: 85.66 % float
-# against 85.02 % without it; it costs 5 more teacher passes (~4.5 min).
-# 10 views instead of 5: students of two teachers gained 0.30 and 0.14 points
-# on average (three 5-view and four 10-view students in all; seeds alone
-# move a student by up to 0.33), for 10 more teacher passes (~3 min on the
-# Xeon host, ~8 on the EPYC host). README, "10 cached views instead of 5".
-# Label smoothing and mixup stay off (0): on the student neither helped in the
-# ablation; a smoothed teacher taught a little better there, near the noise
-# floor, but its full-length student (run p5) scored 0.47 points below p2's,
-# same seed (README, "Smoothed and mixed targets").
+# each view and its mirror (flip test-time augmentation makes the teacher about
+# one point better), for a few more teacher passes.
+# 10 views instead of 5: a small gain (0.1 to 0.3 points, near the seed noise)
+# for a few minutes of teacher passes.
+# Label smoothing and mixup stay off: neither helped the student in the
+# ablation, and a smoothed teacher's full-length student scored lower.
 DEFAULT = replace(
     SEED, preset="default", teacher_arch="edge_pool", student_arch="edge_res",
     teacher_epochs=18, epochs=40, scratch=False, batch_size=128, learning_rate=0.1,
@@ -162,11 +154,8 @@ PRESETS: dict[str, DistillConfig] = {
     "default": DEFAULT,
     # For targets where int8 runs no faster than fp32 (x86 with AVX2 only), so
     # latency follows MACs: the default recipe with edge_res_mid (7.98M MACs
-    # against 9.83M), trained 55 epochs instead of 40 to make up the accuracy.
-    # Full int8, one run per edge_pool teacher (pm3 to pm5): 85.20 % from p3's
-    # (84.88 at 40 epochs), 85.61 from p2's (85.21 at 40), 85.69 from p4's. ~4.4
-    # more minutes of distillation than default on the Xeon host. README, "The
-    # latency preset".
+    # against 9.83M), trained 55 epochs instead of 40 to make up the accuracy
+    # (85.2 to 85.7 % int8 from three default teachers; docs/results/latency.md).
     "latency": replace(DEFAULT, preset="latency", student_arch="edge_res_mid", epochs=55),
 }
 

@@ -11,17 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import tensorflow_model_optimization as tfmot  # noqa: E402  (after tfenv: Keras 2)
 
 from distill.tfenv import keras
 from edgekd.errors import EdgekdError, first_line
-
-import tensorflow_model_optimization as tfmot  # noqa: E402  (after tfenv: Keras 2)
-
-QAT_ROLES = ("student_qat", "student_pruned_qat")
-
-
-def model_file(role: str) -> str:
-    return f"{role}.h5" if role in QAT_ROLES else f"{role}.keras"
+from edgekd.roles import QAT_ROLES, model_file  # noqa: F401 (distill's door for export)
 
 
 def _unsupported(exc: Exception, model: keras.Model) -> EdgekdError:

@@ -15,14 +15,20 @@ import numpy as np
 from distill import models, optimize, safe_load
 from distill.config import DistillConfig
 from distill.data import DataSet, load_dataset
-from distill.distribute import (is_chief, make_strategy, num_workers, save_model, shard_by_data,
-                                worker_index)
+from distill.distribute import (
+    is_chief,
+    make_strategy,
+    num_workers,
+    save_model,
+    shard_by_data,
+    worker_index,
+)
 from distill.loss import DistillationLoss
-from distill.tfenv import keras
 from distill.recipe import cached_views, make_optimizer, soft_targets
+from distill.tfenv import keras, tf
 from distill.train import Distiller, accuracy, compile_classifier, make_dataset, run_phase
-from edgekd import environment
 from distill.workdir import discard_if_empty, finish_complete, open_work
+from edgekd import environment, train_report
 from edgekd.atomic import atomic_path, swap_into_place, write_json, write_text
 from edgekd.errors import EdgekdError
 from edgekd.files import check_writable, is_ours, read_json
@@ -69,6 +75,16 @@ def _teacher(cfg, ds, train_ds, work: Path, verbose: int,
     log = run_phase("teacher", teacher, train_ds, cfg.teacher_epochs, work, verbose, chief=chief)
     save_model(teacher, saved, chief, lambda m, p: m.save(p))
     return teacher, {"trained": True, "epochs": log}
+
+
+def _without_cpu_xla_collectives(cfg: DistillConfig, strategy) -> DistillConfig:
+    """XLA has no collectives on CPU: a distributed run on CPUs trains without
+    jit_compile (the default preset's setting) rather than fail in its first step."""
+    distributed = num_workers(strategy) > 1 or strategy.num_replicas_in_sync > 1
+    if cfg.jit_compile and distributed and not tf.config.list_physical_devices("GPU"):
+        print("[distill] XLA off: TensorFlow has no XLA collectives on CPU devices", flush=True)
+        return replace(cfg, jit_compile=False)
+    return cfg
 
 
 def _check_models(cfg: DistillConfig) -> None:
@@ -213,6 +229,7 @@ def run(cfg: DistillConfig, out: str | Path, verbose: int | None = None) -> dict
     out = check_writable(out, cfg.data)
     strategy = make_strategy(cfg.strategy)  # before any other TF op (multiworker needs it)
     chief = is_chief(strategy)
+    cfg = _without_cpu_xla_collectives(cfg, strategy)
     verbose = verbose if verbose is not None else (1 if sys.stdout.isatty() else 2)
     t0 = time.perf_counter()
     if chief and finish_complete(out, cfg.to_json()):  # killed while being moved into place
@@ -245,6 +262,9 @@ def run(cfg: DistillConfig, out: str | Path, verbose: int | None = None) -> dict
 def _train(cfg, ds, work: Path, verbose: int, chief: bool):
     """All training and evaluation (inside the strategy's scope)."""
     pre = ds.preprocessing
+    # The datasets' shuffles take the global seed too: set it here, so that a run
+    # does not depend on what ran before it in the same process.
+    keras.utils.set_random_seed(cfg.seed)
     (x_tr, y_tr), x_calib, train_ds = _training_data(cfg, ds)
     init = _student_init(cfg, ds)  # a bad student name or file fails before the teacher trains
     teacher, t_info = _teacher(cfg, ds, train_ds, work, verbose, chief)
@@ -273,6 +293,7 @@ def _write(work: Path, ds: DataSet, teacher, x_calib, report: dict) -> None:
     write_text(work / "labels.txt", "\n".join(ds.labels) + "\n")
     write_json(work / "preprocessing.json", report["preprocessing"])
     shutil.rmtree(work / "_checkpoints", ignore_errors=True)
+    train_report.validate(report)
     write_json(work / "train_report.json", report)  # last: marks the folder complete
 
 
@@ -286,7 +307,7 @@ def add_scratch(out: str | Path, verbose: int | None = None) -> dict:
     if not is_ours(out) or not report_file.is_file() or not (out / "config.json").is_file():
         raise EdgekdError(f"{out} is not a finished distill run (no train_report.json or "
                           "config.json): run python -m distill first")
-    report = json.loads(report_file.read_text())
+    report = train_report.load(out)
     if "student_scratch" in report["models"]:
         raise EdgekdError(f"{out} already has a scratch baseline (student_scratch)")
     cfg = replace(DistillConfig.from_dict(json.loads((out / "config.json").read_text())),
@@ -294,6 +315,7 @@ def add_scratch(out: str | Path, verbose: int | None = None) -> dict:
     verbose = verbose if verbose is not None else (1 if sys.stdout.isatty() else 2)
     t0 = time.perf_counter()
     ds = load_dataset(cfg.data, cfg.image_size, cfg.val_split, cfg.seed)
+    keras.utils.set_random_seed(cfg.seed)  # as in _train: the same shuffles
     (x_tr, y_tr), _, plain = _training_data(cfg, ds)
     work = open_work(out, cfg.to_json(), suffix=".scratch.partial")  # an interrupted run resumes
     model, log = _phase("student_scratch", cfg, ds, work, verbose,
@@ -308,6 +330,7 @@ def add_scratch(out: str | Path, verbose: int | None = None) -> dict:
     report["distillation_gain"] = round(report["models"]["student"]["accuracy"]
                                         - record["accuracy"], 4)
     report["scratch_seconds"] = round(time.perf_counter() - t0, 1)  # not in total_seconds
+    train_report.validate(report)
     write_json(report_file, report)
     shutil.rmtree(work, ignore_errors=True)
     return report

@@ -6,17 +6,18 @@ at most its 10.04M multiply-accumulates per 32x32 image. Parameters are cheap
 at low resolution and MACs are cheap at high resolution, so the residual
 students take a stride-2 stem (32x32 -> 16x16) and spend their width at 8x8
 and 4x4. Measured on the 2-core dev machine (batch 128, tf_keras CPU,
-benchmarks/zoo_throughput.md): residual blocks train faster per MAC than
+docs/results/zoo_throughput.md): residual blocks train faster per MAC than
 depthwise-separable ones (TF's depthwise back-prop is slow on CPU), and XLA
 (`jit_compile`) makes the depthwise model ~8x slower but the residual ones
 1.1-1.5x faster (the wide teacher 1.5x). So the default preset trains under
 XLA (DistillConfig.jit_compile) and edge_sep is not a default student.
 
-The default teacher is edge_pool, airbench's plain shape (README, "Default
-preset"): on 10,000 images and 10 epochs it reached 73.9 % against
-edge_res_wide's 66.5 % at 0.88x its epoch time; on the full set (18 epochs,
-run p2) 86.94 % against 86.07 to 86.31 %. edge_pool_wide (1.5x the widths)
-gained only 0.65 points on the subset for 1.9x the time.
+The default teacher is edge_pool, airbench's plain shape: on a 10,000-image
+subset it beat edge_res_wide by 7 points at 0.88x its epoch time, and on the
+full set by about 0.7 (docs/history.md). edge_pool_wide (1.5x the widths)
+gained under a point on the subset for 1.9x the time. The other teachers and
+students here are the ones the benchmarks (ablation, throughput, latency)
+compare against; the presets use edge_pool, edge_res and edge_res_mid.
 """
 
 from __future__ import annotations
@@ -100,19 +101,18 @@ def edge_res(input_shape, num_classes: int) -> keras.Model:
 def edge_res_lite(input_shape, num_classes: int) -> keras.Model:
     """The latency student: widths 16-48-128, ~0.25M params and 6.45M MACs, so its
     int8 TFLite is >= 10x faster than the tutorial teacher's fp32 on a 1-thread x86
-    (benchmarks/latency_vs_seed_epyc.md). It keeps edge_res's 128-wide last stage, where
+    (docs/results/latency_vs_seed_epyc.md). It keeps edge_res's 128-wide last stage, where
     the parameters are, and thins the two higher-resolution stages, where the MACs are.
-    From an edge_pool teacher: 84.83 % int8 in 40 epochs (run pl1), 85.28 and 84.75 % in
-    55 (pl2, pl3): like edge_res_mid, not a reliable 85 % student (README)."""
+    From an edge_pool teacher it stays below a reliable 85 % int8, even in 55 epochs."""
     return resnet("edge_res_lite", (16, 48, 128), input_shape, num_classes, stem_stride=2)
 
 
 def edge_res_mid(input_shape, num_classes: int) -> keras.Model:
     """edge_res with a 16-wide first stage: widths 16-64-128, ~0.29M params and
-    7.98M MACs, between edge_res and edge_res_lite. Distilled from an edge_pool
-    teacher with the default recipe it reached 85.21 and 84.88 % as int8 TFLite (runs
-    pm1, pm2), ~0.6 points below edge_res, for ~20 % fewer MACs: worth it on x86 hosts
-    without int8 dot products, where latency follows MACs (README, "Default preset")."""
+    7.98M MACs, between edge_res and edge_res_lite: the latency preset's student. In
+    the default recipe's 40 epochs it lands ~0.6 points below edge_res, for ~20 % fewer
+    MACs; 55 epochs make up most of it. Worth it on x86 hosts without int8 dot
+    products, where latency follows MACs."""
     return resnet("edge_res_mid", (16, 64, 128), input_shape, num_classes, stem_stride=2)
 
 
@@ -154,8 +154,8 @@ def edge_pool_wide(input_shape, num_classes: int) -> keras.Model:
 def edge_pool_student(input_shape, num_classes: int) -> keras.Model:
     """edge_pool's shape within the student budget: stem 8, widths 12-48-128,
     ~0.23M params and 9.99M MACs (most of them at 32x32 and 16x16). 3.85 points
-    ahead of edge_res on the ablation's subset, but 0.27 behind on the full set
-    (run ps1), with 2.6x its int8 latency: not the default student."""
+    ahead of edge_res on the ablation's subset, but behind it on the full set, with
+    2.6x its int8 latency: not the default student."""
     return pooled("edge_pool_student", (12, 48, 128), 8, input_shape, num_classes)
 
 

@@ -49,7 +49,7 @@ def cpu_model() -> str:
 
 # CPU features that decide whether int8 beats float32 in XNNPACK and onnxruntime:
 # without a dot-product instruction (x86 VNNI/AMX, ARM dotprod/i8mm) int8 kernels
-# widen to 16 bits and run about as fast as float32 FMA (benchmarks/latency_vs_seed_epyc.md).
+# widen to 16 bits and run about as fast as float32 FMA (docs/results/latency_vs_seed_epyc.md).
 INT8_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8",
                  "asimd", "asimddp", "i8mm", "sve")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Callable, Sequence
+from typing import Callable, NoReturn, Sequence
 
 
 class EdgekdError(ValueError):
@@ -23,7 +23,7 @@ def first_line(exc: BaseException, limit: int = 300) -> str:
 class OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (plus exit code 2)."""
 
-    def error(self, message: str) -> None:  # noqa: D102 (argparse API)
+    def error(self, message: str) -> NoReturn:  # noqa: D102 (argparse API)
         sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
         sys.exit(2)
 

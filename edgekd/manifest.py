@@ -11,6 +11,7 @@ from pathlib import Path
 from edgekd.errors import EdgekdError
 from edgekd.files import inside, read_json
 from edgekd.formats import FORMATS
+from edgekd.roles import ROLES
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -26,9 +27,10 @@ _TENSOR = {
             "scale": {"type": "number"}, "zero_point": {"type": "integer"}}},
     },
 }
-_FILE = {"type": "object", "required": ["path", "sha256", "bytes"], "properties": {
+_FILE_FIELDS: dict = {
     "path": {"type": "string"}, "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
-    "bytes": {"type": "integer", "minimum": 1}}}
+    "bytes": {"type": "integer", "minimum": 1}}
+_FILE = {"type": "object", "required": ["path", "sha256", "bytes"], "properties": _FILE_FIELDS}
 
 _ARTIFACT = {
     "type": "object",
@@ -36,8 +38,7 @@ _ARTIFACT = {
                  "sha256", "inputs", "outputs", "params", "macs", "parity", "source"],
     "properties": {
         "name": {"type": "string"},
-        "role": {"enum": ["teacher", "student", "student_scratch", "student_pruned",
-                          "student_qat", "student_pruned_qat"]},
+        "role": {"enum": list(ROLES)},
         "gzip_bytes": {"type": "integer", "minimum": 1},
         "format": {"enum": sorted(FORMATS)},
         "runtime": {"enum": ["tflite", "onnx"]},
@@ -50,12 +51,25 @@ _ARTIFACT = {
         "macs": {"type": "integer", "minimum": 0},
         "inputs": {"type": "array", "minItems": 1, "items": _TENSOR},
         "outputs": {"type": "array", "minItems": 1, "items": _TENSOR},
-        "options": {"type": "object"},
+        "options": {"type": "object"},  # the converter's settings (int8_io, opset, ...)
+        "export_seconds": {"type": "number"},
         "parity": {"type": "object", "required": ["passed", "n", "top1_agreement"],
-                   "properties": {"passed": {"type": "boolean"}, "n": {"type": "integer"},
-                                  "top1_agreement": {"type": "number"}}},
+                   "additionalProperties": False, "properties": {
+                       "passed": {"type": "boolean"}, "n": {"type": "integer"},
+                       "top1_agreement": {"type": "number"}, "max_abs_diff": {"type": "number"},
+                       "logit_range": {"type": "number"}, "rel_diff": {"type": "number"},
+                       "accuracy_keras": {"type": "number"},
+                       "accuracy_artifact": {"type": "number"},
+                       "accuracy_change": {"type": "number"},
+                       "gate": {"type": "object"},
+                       "failures": {"type": "array", "items": {"type": "string"}}}},
     },
+    "additionalProperties": False,
 }
+_MODEL = {"type": "object", "required": ["path", "sha256", "bytes", "params", "macs", "accuracy"],
+          "properties": {**_FILE_FIELDS, "params": {"type": "integer", "minimum": 0},
+                         "macs": {"type": "integer", "minimum": 0},
+                         "accuracy": {"type": "number"}}}
 
 SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -70,14 +84,21 @@ SCHEMA = {
         "versions": {"type": "object", "additionalProperties": {"type": ["string", "null"]}},
         "dataset": {"type": "object", "required": ["name", "labels"], "properties": {
             "name": {"type": "string"},
-            "labels": {"type": "array", "minItems": 2, "items": {"type": "string"}}}},
+            "labels": {"type": "array", "minItems": 2, "items": {"type": "string"}},
+            "n_eval": {"type": "integer", "minimum": 1}}},
         "preprocessing": {"type": "object", "required": ["height", "width", "channels",
                                                          "scale", "offset", "layout"]},
         "eval": _FILE,
+        "calib": _FILE,
         "references": _FILE,
+        # the Keras sources of the artifacts, by role (bench --keras measures them)
+        "models": {"type": "object", "propertyNames": {"enum": list(ROLES)},
+                   "additionalProperties": _MODEL},
         "export_seconds": {"type": "number"},
+        "machine": {"type": "object"},  # where export ran (edgekd.environment.machine)
         "artifacts": {"type": "array", "items": _ARTIFACT},
     },
+    "additionalProperties": False,
 }
 
 

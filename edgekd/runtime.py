@@ -51,6 +51,18 @@ class Runner:
         self.invoke()
         return self.output()
 
+    def prepare(self, x: np.ndarray) -> None:
+        """Set the input batch (float32, preprocessed); not timed."""
+        raise NotImplementedError
+
+    def invoke(self) -> None:
+        """Run the model once on the prepared input: what latency loops time."""
+        raise NotImplementedError
+
+    def output(self) -> np.ndarray:
+        """The last invoke's logits, float32."""
+        raise NotImplementedError
+
     def describe(self) -> dict:
         return {"runtime": self.runtime, "threads": self.threads}
 

@@ -6,6 +6,7 @@ from typing import Sequence
 
 from edgekd.errors import EdgekdError, OneLineParser, run_cli
 from edgekd.formats import FORMATS, parse_formats
+from edgekd.roles import parse_roles
 
 
 def parser() -> OneLineParser:
@@ -32,14 +33,10 @@ def parser() -> OneLineParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     formats = parse_formats(args.formats)
-    from export.run import DEFAULT_ROLES, ROLES, run  # imports TensorFlow
-    roles = ([r.strip() for r in args.roles.split(",") if r.strip()] if args.roles
-             else list(DEFAULT_ROLES))
-    bad = [r for r in roles if r not in ROLES]
-    if bad or not roles:
-        raise EdgekdError(f"unknown role(s) {bad}: use {', '.join(ROLES)}")
+    roles = parse_roles(args.roles)
     if args.parity_n < 1:
         raise EdgekdError(f"--parity-n must be >= 1, got {args.parity_n}")
+    from export.run import run  # imports TensorFlow
     manifest = run(args.folder, formats, roles, args.int8_io, args.parity_n,
                    args.allow_parity_failures, trust_code=args.trust_model_code)
     n_fail = sum(not a["parity"]["passed"] for a in manifest["artifacts"])

@@ -10,7 +10,7 @@ from typing import Callable
 
 import numpy as np
 
-from distill.tfenv import keras, tf
+from distill.api import keras, tf
 from edgekd.preprocess import Preprocessing
 
 
@@ -82,8 +82,7 @@ class _CalibReader:
 
 
 def onnx_int8(model, path: Path, inp: Inputs) -> dict:
-    from onnxruntime.quantization import (QuantFormat, QuantType, quant_pre_process,
-                                          quantize_static)
+    from onnxruntime.quantization import QuantFormat, QuantType, quant_pre_process, quantize_static
     with tempfile.TemporaryDirectory() as tmp:
         fp32, prep = Path(tmp) / "fp32.onnx", Path(tmp) / "prep.onnx"
         onnx_fp32(model, fp32, inp)

@@ -13,23 +13,20 @@ from pathlib import Path
 
 import numpy as np
 
-from distill import models, optimize
-from edgekd import __version__, environment
+from distill.api import check_io, count_macs, load
+from edgekd import __version__, environment, train_report
 from edgekd.atomic import atomic_path, link_or_copy, swap_into_place, write_json
 from edgekd.errors import EdgekdError, first_line
 from edgekd.files import MARKER, inside, is_ours, load_npz, read_json
 from edgekd.formats import FORMATS, formats_for
 from edgekd.manifest import MANIFEST_NAME, SCHEMA_VERSION, sha256_file, validate
 from edgekd.preprocess import Preprocessing, spread_indices
+from edgekd.roles import DEFAULT_EXPORT, QAT_ROLES, ROLES, model_file
 from edgekd.runtime import open_runner
 from export.convert import CONVERTERS, Inputs
 from export.parity import compare
 
 BENCH_NAME = "bench.json"  # lists the other files bench wrote ("files")
-ROLES = ("teacher", "student", "student_scratch", "student_pruned", "student_qat",
-         "student_pruned_qat")
-DEFAULT_ROLES = ("teacher", "student", "student_pruned", "student_qat", "student_pruned_qat")
-OPTIONAL = {"student_scratch", "student_pruned", "student_qat", "student_pruned_qat"}
 
 
 def read_inputs(folder: Path) -> tuple[Preprocessing, dict, np.ndarray]:
@@ -55,13 +52,13 @@ def _load_roles(folder: Path, roles, pre: Preprocessing, n_classes: int,
                 trust_code: bool = False) -> dict:
     out = {}
     for role in roles:
-        path = inside(folder, optimize.model_file(role), role)
+        path = inside(folder, model_file(role), role)
         if not path.exists():
-            if role in OPTIONAL:
+            if not ROLES[role].always:
                 continue  # distill made it only when asked (--qat, --prune-sparsity, scratch)
             raise EdgekdError(f"{path} not found: re-run distill, or leave {role} out of --roles")
-        model = optimize.load(path, role, trust_code)
-        models.check_io(model, pre.input_shape, n_classes, role)
+        model = load(path, role, trust_code)
+        check_io(model, pre.input_shape, n_classes, role)
         out[role] = model
     return out
 
@@ -81,9 +78,9 @@ def _export_one(model, role: str, fmt_name: str, tmp: Path, inp: Inputs, parity_
     return {"name": f"{role}_{fmt_name}", "role": role, "format": fmt_name,
             "runtime": fmt.runtime, "precision": fmt.precision, "path": path.name,
             "bytes": path.stat().st_size, "sha256": sha256_file(path),
-            "source": optimize.model_file(role), "params": int(model.count_params()),
+            "source": model_file(role), "params": int(model.count_params()),
             "gzip_bytes": len(gzip.compress(path.read_bytes(), 9)),
-            "macs": models.count_macs(model), "inputs": runner.inputs,
+            "macs": count_macs(model), "inputs": runner.inputs,
             "outputs": runner.outputs, "options": options,
             "export_seconds": round(seconds, 2), "parity": parity}
 
@@ -123,7 +120,7 @@ def _file_record(path: Path) -> dict:
     return {"path": path.name, "sha256": sha256_file(path), "bytes": path.stat().st_size}
 
 
-def run(folder: str | Path, formats: list[str], roles=DEFAULT_ROLES,
+def run(folder: str | Path, formats: list[str], roles=DEFAULT_EXPORT,
         int8_io: bool = False, parity_n: int = 256, allow_failures: bool = False,
         threads: int | None = None, log=print, trust_code: bool = False) -> dict:
     """Export, verify and describe; returns the manifest."""
@@ -141,7 +138,7 @@ def run(folder: str | Path, formats: list[str], roles=DEFAULT_ROLES,
             refs[role] = model.predict(x_eval, batch_size=256, verbose=0).astype(np.float32)
             idx = spread_indices(len(x_eval), parity_n)
             px, pr, py = x_eval[idx], refs[role][idx], ev["y"][idx]
-            for name in formats_for(formats, role in optimize.QAT_ROLES):
+            for name in formats_for(formats, role in QAT_ROLES):
                 rec = _export_one(model, role, name, tmp, inp, px, pr, py, threads or 1)
                 p = rec["parity"]
                 log(f"[export] {rec['name']:<28} {rec['bytes']:>10,} B  top-1 agree "
@@ -169,13 +166,11 @@ def _manifest(tmp: Path, ev: dict, labels, pre, keras_models, artifacts, refs, t
     y = ev["y"]
     model_info = {}
     for role, model in keras_models.items():
-        model_info[role] = {**_file_record(tmp / optimize.model_file(role)),
+        model_info[role] = {**_file_record(tmp / model_file(role)),
                             "params": int(model.count_params()),
-                            "macs": models.count_macs(model),
+                            "macs": count_macs(model),
                             "accuracy": float(np.mean(np.argmax(refs[role], -1) == y))}
-    report = tmp / "train_report.json"
-    dataset_name = (json.loads(report.read_text())["dataset"]["name"]
-                    if report.is_file() else tmp.name)
+    dataset_name = train_report.load(tmp)["dataset"]["name"]
     return {"schema_version": SCHEMA_VERSION, "edgekd_version": __version__,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "versions": environment.versions(),

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,13 +13,33 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 FASHION = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
+# 2,500 + 500 real Fashion-MNIST images, committed (tests/data/README.md): the
+# default suite trains on real data with no data set installed.
+FASHION_SMALL = str(ROOT / "tests" / "data" / "fashion_mnist_small.npz")
 
 
 def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
-    """Run `python -m <args>` the way a user does; returns the finished process."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True,
-                          cwd=cwd or ROOT, env=env, timeout=timeout)
+    """`python -m <args>` as a user runs it, but in this process (TensorFlow
+    starts once per test session): exit code, stdout and stderr."""
+    import contextlib
+    import importlib
+    import io
+
+    from edgekd.errors import run_cli as wrap
+    stage, argv = args[0], [str(a) for a in args[1:]]
+    module = importlib.import_module(stage)  # a stage's package (its .cli) or a command module
+    main = getattr(module, "main", None) or importlib.import_module(f"{stage}.cli").main
+    out, err, here = io.StringIO(), io.StringIO(), os.getcwd()
+    try:
+        os.chdir(cwd or ROOT)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                rc = wrap(main, f"python -m {stage}", argv)
+            except SystemExit as exc:  # argparse's usage errors and --help
+                rc = exc.code
+    finally:
+        os.chdir(here)
+    return subprocess.CompletedProcess(list(args), rc, out.getvalue(), err.getvalue())
 
 
 def error_lines(proc: subprocess.CompletedProcess) -> list[str]:
@@ -44,18 +63,12 @@ def small_npz(path: Path, n_train=600, n_test=200, shape=(12, 12, 3), classes=3,
 
 
 @pytest.fixture(scope="session")
-def fashion_available() -> None:
-    if not FASHION.is_file():
-        pytest.skip("Fashion-MNIST files missing: apt-get install dataset-fashion-mnist")
-
-
-@pytest.fixture(scope="session")
-def tiny_artifacts(tmp_path_factory, fashion_available) -> Path:
-    """distill on 3,000 Fashion-MNIST images, tiny models, 2 epochs each."""
+def tiny_artifacts(tmp_path_factory) -> Path:
+    """distill on the 2,500 committed Fashion-MNIST images, tiny models, 2 epochs each."""
     from distill.config import resolve
     from distill.run import run
     out = tmp_path_factory.mktemp("tiny") / "artifacts"
-    cfg = resolve("quick", data="fashion_mnist", teacher_arch="tiny_teacher",
+    cfg = resolve("quick", data=FASHION_SMALL, teacher_arch="tiny_teacher",
                   student_arch="tiny_student", teacher_epochs=2, epochs=2,
                   train_subset=3000, learning_rate=3e-3, calib_size=200, batch_size=64)
     run(cfg, out, verbose=0)
@@ -98,18 +111,9 @@ def tree_digest(root: Path) -> dict[str, str]:
 
 
 def cli_in_process(stage: str, args, capsys) -> tuple[int, list[str]]:
-    """`python -m <stage> <args>` in this process (TensorFlow loads once per
-    session): exit code and the stderr lines it printed."""
-    import importlib
-    from edgekd.errors import run_cli as wrap
-    main = importlib.import_module(f"{stage}.cli").main
-    capsys.readouterr()
-    try:
-        rc = wrap(main, f"python -m {stage}", [str(a) for a in args])
-    except SystemExit as exc:  # argparse's usage errors
-        rc = exc.code
-    err = capsys.readouterr().err
-    return rc, [line for line in err.splitlines() if line.strip()]
+    """run_cli's exit code and the non-empty lines it printed on stderr."""
+    proc = run_cli(stage, *args, cwd=Path.cwd())
+    return proc.returncode, [line for line in proc.stderr.splitlines() if line.strip()]
 
 
 @pytest.fixture(scope="session")

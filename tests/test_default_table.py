@@ -1,13 +1,14 @@
-"""benchmarks/default_table.py: the default-vs-seed table from synthetic runs
-with known numbers (ratios and speed-ups computed here by hand)."""
+"""benchmarks/: the default-vs-seed table from synthetic runs with known
+numbers (ratios and speed-ups computed here by hand), and the generator that
+publishes docs/results/ and README's presets table."""
 
 import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import default_table  # noqa: E402
+from benchmarks import default_table
+from benchmarks import report as readme_tables
+from tests.conftest import ROOT
 
 
 def _run(acc: dict, epochs: dict, p50: dict, cache: float | None) -> dict:
@@ -59,8 +60,8 @@ def test_add_scratch_needs_a_finished_pipeline(tmp_path):
     """benchmarks/add_scratch.py on a folder that was never exported: one line, exit 2."""
     import subprocess
     (tmp_path / "train_report.json").write_text('{"total_seconds": 1.0}')
-    res = subprocess.run([sys.executable, str(Path(default_table.__file__).with_name(
-        "add_scratch.py")), str(tmp_path)], capture_output=True, text=True)
+    res = subprocess.run([sys.executable, "-m", "benchmarks.add_scratch", str(tmp_path)],
+                         capture_output=True, text=True, cwd=ROOT)
     assert res.returncode == 2
     assert res.stderr.strip().splitlines() == [
         f"add_scratch: error: {tmp_path / 'manifest.json'} is missing: run make edge-model "
@@ -109,7 +110,7 @@ def test_speedup_only_between_runs_on_one_kind_of_cpu():
 
 
 def test_ablation_document_deltas_and_grid():
-    import default_ablation
+    from benchmarks import default_ablation
     res = {"full recipe": {"accuracy": 0.80, "median_epoch_s": 6.0},
            "no teacher": {"accuracy": 0.7725, "median_epoch_s": 6.5},
            "no teacher cache": {"accuracy": 0.79, "median_epoch_s": 12.3},
@@ -136,7 +137,7 @@ def test_ablation_document_deltas_and_grid():
 
 
 def test_ablation_plan_runs_each_variant_once_reference_excluded():
-    import default_ablation
+    from benchmarks import default_ablation
     names = [n for n, _ in default_ablation.plan()]
     assert len(names) == len(set(names))
     assert "full recipe" not in names and "T4 alpha0.1" not in names  # the reference run
@@ -146,7 +147,7 @@ def test_ablation_plan_runs_each_variant_once_reference_excluded():
 
 
 def test_ablation_document_teacher_targets_table():
-    import default_ablation
+    from benchmarks import default_ablation
     base = {"command": "c", "subset": 100, "epochs": 2, "dataset": "d", "n_test": 50,
             "machine": {"cpu": "Test CPU", "cores": 2}, "teacher_accuracy": 0.9,
             "teacher_arch": "big_net", "results": {"full recipe": {"accuracy": 0.8,
@@ -183,7 +184,6 @@ def test_speedup_uses_the_seed_run_timed_on_the_default_runs_machine():
 
 
 def test_readme_splice_replaces_only_its_own_section():
-    import readme_tables
     readme = ("a\n<!-- edgekd:seed:start -->\nold\n<!-- edgekd:seed:end -->\n"
               "<!-- edgekd:seed_xeon:start -->\nkeep\n<!-- edgekd:seed_xeon:end -->\n")
     out = readme_tables.splice(readme, "seed", "new")
@@ -191,3 +191,13 @@ def test_readme_splice_replaces_only_its_own_section():
                    "<!-- edgekd:seed_xeon:start -->\nkeep\n<!-- edgekd:seed_xeon:end -->\n")
     with pytest.raises(SystemExit, match="README.md has no <!-- edgekd:default:start -->"):
         readme_tables.splice(readme, "default", "x")
+
+
+def test_every_published_table_regenerates_from_the_saved_runs():
+    """docs/results/ and README's presets table are byte for byte what
+    `make report` renders from benchmarks/results/ (none edited by hand)."""
+    pages = readme_tables.pages()
+    assert {p.name for p in pages} >= {"README.md", "default.md", "seed.md", "ablation.md"}
+    for path, text in pages.items():
+        assert path.read_text() == text, f"{path} is stale: run make report"
+    assert readme_tables.main(["--check"]) == 0

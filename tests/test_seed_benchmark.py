@@ -10,6 +10,8 @@ import pytest
 
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.data  # needs ../shared/data's CIFAR-10 copy: make test-extra
+
 TARBALL = ROOT.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"
 
 
@@ -25,7 +27,7 @@ def cifar_folder(tmp_path_factory):
 
 def test_seed_table_quick(cifar_folder, tmp_path):
     table = tmp_path / "seed_table.md"
-    proc = subprocess.run([sys.executable, "benchmarks/seed_table.py", "--quick", "--data",
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.seed_table", "--quick", "--data",
                            str(cifar_folder), "--out", str(tmp_path / "art"), "--table",
                            str(table)], cwd=ROOT, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from tests import sshd
-from tests.conftest import ROOT
+from tests.conftest import FASHION_SMALL, ROOT
 
 pytestmark = pytest.mark.arm
 SYSROOT = os.environ.get("EDGEKD_ARM_SYSROOT", "/var/tmp/edgekd-arm/sysroot")
@@ -31,14 +31,14 @@ def arm_python():
 
 
 @pytest.fixture(scope="session")
-def seed_student(tmp_path_factory, fashion_available):
+def seed_student(tmp_path_factory):
     """The seed student (tutorial architecture), briefly distilled, every format."""
     from distill.config import resolve
     from distill.run import run as distill
     from edgekd.formats import FORMATS
     from export.run import run as export
     out = tmp_path_factory.mktemp("arm") / "seed student"
-    distill(resolve("quick", data="fashion_mnist", teacher_arch="tiny_teacher",
+    distill(resolve("quick", data=FASHION_SMALL, teacher_arch="tiny_teacher",
                     student_arch="seed_student", teacher_epochs=1, epochs=1,
                     train_subset=2000, scratch=False, calib_size=100), out, verbose=0)
     export(out, list(FORMATS), ("student",), log=lambda *_: None)

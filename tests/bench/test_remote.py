@@ -32,13 +32,15 @@ def board(tmp_path):
     b.stop()
 
 
+@pytest.mark.ssh
 def test_remote_bench_with_awkward_paths(tmp_path, exported, board):
     # spaces and quotes in both the local and the remote path
     local = tmp_path / "my 'local' artifacts"
     shutil.copytree(exported, local)
     remote_dir = tmp_path / "remote dir \"with\" 'quotes'"
     proc = run_cli("bench", str(local), "--target", board.url, "--ssh-config", str(board.config),
-                   "--remote-dir", str(remote_dir), "--remote-python", sys.executable, "--formats", "tflite_int8,onnx_fp32",
+                   "--remote-dir", str(remote_dir), "--remote-python", sys.executable,
+                   "--formats", "tflite_int8,onnx_fp32",
                    "--roles", "student", "--threads", "1", "--runs", "3", "--seconds", "0",
                    "--warmup-runs", "1", "--warmup-seconds", "0", "--eval-limit", "300",
                    "--no-progress")
@@ -69,6 +71,7 @@ def test_unreachable_board_is_one_line(exported, tmp_path):
     assert len(lines) == 1 and f"cannot reach ssh://root@127.0.0.1:{port}" in lines[0], lines
 
 
+@pytest.mark.ssh
 def test_old_remote_python_is_refused(exported, board, tmp_path):
     old = tmp_path / "python3.8"
     old.write_text("#!/bin/sh\necho '3.8 '\n")
@@ -78,4 +81,4 @@ def test_old_remote_python_is_refused(exported, board, tmp_path):
                    str(tmp_path / "r"), "--formats", "tflite_int8", "--roles", "student",
                    "--runs", "1", "--seconds", "0", "--threads", "1", "--no-progress")
     assert proc.returncode == 2
-    assert f"is Python 3.8; bench needs >= 3.10" in error_lines(proc)[0]
+    assert "is Python 3.8; bench needs >= 3.10" in error_lines(proc)[0]

@@ -6,7 +6,7 @@ from PIL import Image
 
 from distill import data
 from edgekd.errors import EdgekdError
-from tests.conftest import small_npz
+from tests.conftest import FASHION_SMALL, small_npz
 
 
 def _write_images(root, classes, n, size, mode, suffix, rng):
@@ -84,7 +84,31 @@ def test_not_an_npz_and_unknown_source(tmp_path):
         data.load_dataset("imagenet21k")
 
 
-def test_fashion_mnist_debian_files(fashion_available):
+def _write_idx(folder, name, array):
+    """An idx file as Fashion-MNIST publishes it: magic, dims (big-endian), bytes."""
+    import gzip
+    dims = np.array(array.shape, ">i4").tobytes()
+    magic = bytes([0, 0, 8, array.ndim])
+    with gzip.open(folder / name, "wb") as f:
+        f.write(magic + dims + array.astype(np.uint8).tobytes())
+
+
+def test_fashion_mnist_reader_on_idx_files(tmp_path, monkeypatch):
+    """The Debian-layout reader on idx files written from the committed subset."""
+    with np.load(FASHION_SMALL) as z:
+        arrays = {k: z[k] for k in z.files}
+    for prefix, split in (("train", "train"), ("t10k", "test")):
+        _write_idx(tmp_path, f"{prefix}-images-idx3-ubyte.gz", arrays[f"x_{split}"])
+        _write_idx(tmp_path, f"{prefix}-labels-idx1-ubyte.gz", arrays[f"y_{split}"])
+    monkeypatch.setattr(data, "FASHION_DEBIAN_DIR", tmp_path)
+    ds = data.load_dataset("fashion_mnist")
+    np.testing.assert_array_equal(ds.x_train[..., 0], arrays["x_train"])
+    np.testing.assert_array_equal(ds.y_test, arrays["y_test"])
+    assert ds.labels == [str(s) for s in arrays["labels"]] and ds.name == "fashion_mnist"
+
+
+@pytest.mark.data
+def test_fashion_mnist_debian_files():
     ds = data.load_dataset("fashion_mnist")
     assert ds.x_train.shape == (60000, 28, 28, 1) and ds.x_test.shape == (10000, 28, 28, 1)
     # the published files: every class has 6,000 training and 1,000 test images,
@@ -106,6 +130,7 @@ def test_offline_cli_fails_before_importing_tensorflow(tmp_path):
     """`make edge-model` offline must fail in seconds: the check runs before TF loads."""
     import subprocess
     import sys
+
     from tests.conftest import ROOT
     code = ("import sys, distill.data as d; d._online = lambda url, timeout=4.0: False\n"
             "from distill.cli import entry\n"

@@ -17,11 +17,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import FASHION_SMALL
+
 ROOT = Path(__file__).resolve().parents[2]
-# Tiny models on 3,000 real Fashion-MNIST images; no batch norm and no
+# Tiny models on the 2,500 committed Fashion-MNIST images; no batch norm and no
 # augmentation, so 1 and 2 replicas do the same arithmetic up to summation order.
-ARGS = ["--data", "fashion_mnist", "--teacher-arch", "tiny_teacher", "--student-arch",
-        "tiny_student", "--train-subset", "3000", "--batch-size", "64", "--learning-rate",
+ARGS = ["--preset", "seed", "--data", FASHION_SMALL, "--teacher-arch", "tiny_teacher", "--student-arch",
+        "tiny_student", "--train-subset", "2500", "--batch-size", "64", "--learning-rate",
         "3e-3", "--calib-size", "100", "--quiet"]
 
 
@@ -46,7 +48,7 @@ def _student_weights(out: Path) -> list[np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def single_and_two(tmp_path_factory, fashion_available):
+def single_and_two(tmp_path_factory):
     base = tmp_path_factory.mktemp("dist")
     epochs = ["--teacher-epochs", "1", "--epochs", "2"]
     single = _run(["-m", "distill", *ARGS, *epochs, "--out", str(base / "single")])
@@ -61,10 +63,11 @@ def test_two_workers_both_train_and_only_the_chief_writes(single_and_two):
     base, log = single_and_two
     report = _report(base / "two")
     assert report["distribution"] == {"strategy": "multiworker", "workers": 2, "replicas": 2}
-    # Both took part: each printed its own end-of-epoch step line (47 global
-    # batches of 64) for all 5 epochs (teacher 1, student 2, scratch 2).
+    # Both took part: each printed its own end-of-epoch step line (40 global
+    # batches of 64 over the 2,500 images) for all 5 epochs (teacher 1, student 2, scratch 2).
+    steps = -(-2500 // 64)
     for worker in ("w0", "w1"):
-        assert len(re.findall(rf"^\[{worker}\] 47/47 - ", log, re.M)) == 5, log[-3000:]
+        assert len(re.findall(rf"^\[{worker}\] {steps}/{steps} - ", log, re.M)) == 5, log[-3000:]
     assert "[w1] [distill] worker 1 done; the chief writes" in log
     assert "[w0] [distill] artifacts written to" in log
     assert "[w1] [distill] artifacts written to" not in log
@@ -102,8 +105,7 @@ def _watch(proc: subprocess.Popen, lines: list[str]) -> threading.Thread:
     return thread
 
 
-def test_killed_worker_is_restarted_and_resumes_from_the_last_epoch(tmp_path,
-                                                                   fashion_available):
+def test_killed_worker_is_restarted_and_resumes_from_the_last_epoch(tmp_path):
     out = tmp_path / "run"
     epoch_log = tmp_path / "run.partial" / "_checkpoints" / "teacher_epochs.json"
     proc = subprocess.Popen(
@@ -130,7 +132,7 @@ def test_killed_worker_is_restarted_and_resumes_from_the_last_epoch(tmp_path,
     assert [e["epoch"] for e in teacher_log] == [1, 2, 3, 4]
 
 
-def test_multiworker_without_tf_config_is_one_line(tmp_path, fashion_available):
+def test_multiworker_without_tf_config_is_one_line(tmp_path):
     res = _run(["-m", "distill", *ARGS, "--strategy", "multiworker", "--out", str(tmp_path / "o")])
     assert res.returncode == 2
     assert res.stderr.strip().splitlines()[-1].startswith(
@@ -164,3 +166,22 @@ def test_invalid_tf_config_is_explained(monkeypatch):
                                     '"task": {"type": "worker", "index": 5}}')
     with pytest.raises(EdgekdError, match="does not name one of the cluster's workers"):
         tf_config()
+
+
+def test_distributed_runs_on_cpus_train_without_xla(capsys):
+    """XLA has no collectives on CPU devices: the default preset's jit_compile is
+    turned off (with a line saying why) for a distributed strategy on this machine,
+    and kept for one device."""
+    from types import SimpleNamespace
+
+    from distill.config import resolve
+    from distill.run import _without_cpu_xla_collectives
+    cfg = resolve("default")
+    assert cfg.jit_compile
+
+    def strategy(replicas):
+        return SimpleNamespace(num_replicas_in_sync=replicas, extended=SimpleNamespace(
+            _in_multi_worker_mode=lambda: False))
+    assert not _without_cpu_xla_collectives(cfg, strategy(2)).jit_compile
+    assert "XLA off: TensorFlow has no XLA collectives on CPU" in capsys.readouterr().out
+    assert _without_cpu_xla_collectives(cfg, strategy(1)) is cfg

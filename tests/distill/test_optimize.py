@@ -13,20 +13,21 @@ from edgekd import manifest as mf
 from edgekd.errors import EdgekdError
 from edgekd.preprocess import Preprocessing
 from edgekd.runtime import open_runner
+from tests.conftest import FASHION_SMALL
 
 SPARSITY = 0.5
 
 
 @pytest.fixture(scope="module")
-def optimized(tmp_path_factory, fashion_available):
+def optimized(tmp_path_factory):
     from distill.config import resolve
     from distill.run import run as distill
     from edgekd.formats import FORMATS
     from export.run import run as export
     out = tmp_path_factory.mktemp("opt") / "artifacts"
-    distill(resolve("quick", data="fashion_mnist", teacher_arch="tiny_teacher",
+    distill(resolve("quick", data=FASHION_SMALL, teacher_arch="tiny_teacher",
                     student_arch="tiny_student", teacher_epochs=2, epochs=2, qat_epochs=1,
-                    prune_sparsity=SPARSITY, train_subset=3000, learning_rate=3e-3,
+                    prune_sparsity=SPARSITY, train_subset=2500, learning_rate=3e-3,
                     calib_size=200, batch_size=64, scratch=False), out, verbose=0)
     export(out, list(FORMATS), log=lambda *_: None)
     return out
@@ -154,7 +155,7 @@ def test_epochs_zero_keeps_the_supplied_student_and_starts_qat_from_it(optimized
     from distill.run import run as distill
     from distill.tfenv import keras
     out = tmp_path / "qat_only"
-    distill(resolve("quick", data="fashion_mnist", teacher_path=str(optimized / "teacher.keras"),
+    distill(resolve("quick", data=FASHION_SMALL, teacher_path=str(optimized / "teacher.keras"),
                     student_path=str(optimized / "student.keras"), epochs=0, qat_epochs=1,
                     train_subset=1000, calib_size=50, batch_size=64, scratch=False), out, verbose=0)
     x = np.load(optimized / "eval.npz")["x"][:64].astype(np.float32) / 255.0

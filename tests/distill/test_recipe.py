@@ -14,6 +14,7 @@ from distill.recipe import OneCycle, augment_batch, augment_numpy, cached_views,
 from distill.tfenv import keras, tf
 from edgekd.errors import EdgekdError
 from edgekd.preprocess import Preprocessing
+from tests.conftest import FASHION_SMALL
 
 SEED_STUDENT = (313_354, 10_043_392)
 
@@ -247,7 +248,7 @@ def test_jit_compile_flag_overrides_the_preset():
 
 def test_latency_preset_is_the_default_recipe_with_the_mid_student():
     # edge_res_mid's 7.98M MACs are checked by hand above; 55 epochs make up its
-    # accuracy (README, "The latency preset"). Nothing else may drift from default.
+    # accuracy (docs/results/latency.md). Nothing else may drift from default.
     lat, dft = asdict(resolve("latency")), asdict(PRESETS["default"])
     assert {k: (dft[k], lat[k]) for k in dft if dft[k] != lat[k]} == {
         "preset": ("default", "latency"), "student_arch": ("edge_res", "edge_res_mid"),
@@ -290,13 +291,13 @@ def test_xla_training_steps_match_the_plain_ones(distill):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
 
 
-def test_default_recipe_end_to_end_on_fashion_mnist(tmp_path, fashion_available):
+def test_default_recipe_end_to_end_on_fashion_mnist(tmp_path):
     """The default preset's recipe (augmentation, one-cycle SGD, cached teacher
-    views) with tiny models on 3,000 real images: it learns, and the report
+    views) with tiny models on 2,500 real images: it learns, and the report
     records the cache."""
     from distill.run import run
-    cfg = resolve("default", data="fashion_mnist", teacher_arch="tiny_teacher",
-                  student_arch="tiny_student", teacher_epochs=2, epochs=4, train_subset=3000,
+    cfg = resolve("default", data=FASHION_SMALL, teacher_arch="tiny_teacher",
+                  student_arch="tiny_student", teacher_epochs=2, epochs=4, train_subset=2500,
                   batch_size=64, learning_rate=0.01, calib_size=100, scratch=False,
                   teacher_cache_views=2)
     report = run(cfg, tmp_path / "out", verbose=0)

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT, error_lines, run_cli, small_npz
+from tests.conftest import FASHION_SMALL, ROOT, error_lines, run_cli, small_npz
 
 EXPECTED = {".edgekd", "teacher.keras", "student.keras", "student_scratch.keras", "eval.npz",
             "calib.npz", "labels.txt", "config.json", "train_report.json", "preprocessing.json"}
@@ -28,12 +28,12 @@ def test_fashion_mnist_distillation_beats_chance(tiny_artifacts):
     for role in ("teacher", "student", "student_scratch"):
         assert len(m[role]["epochs"]) == 2 and all(e["seconds"] > 0 for e in m[role]["epochs"])
         assert m[role]["macs"] > 0 and m[role]["params"] > 0
-    assert report["dataset"]["n_train"] == 3000 and report["dataset"]["n_test"] == 10000
+    assert report["dataset"]["n_train"] == 2500 and report["dataset"]["n_test"] == 500
 
 
 def test_artifact_contents(tiny_artifacts):
     from distill.data import load_dataset
-    ds = load_dataset("fashion_mnist")
+    ds = load_dataset(FASHION_SMALL)
     with np.load(tiny_artifacts / "eval.npz") as z:
         np.testing.assert_array_equal(z["x"], ds.x_test)
         np.testing.assert_array_equal(z["y"], ds.y_test)
@@ -85,11 +85,14 @@ def test_resume_after_kill(tmp_path):
     (["--temperature", "0"], "temperature must be > 0, got 0.0"),
     (["--alpha", "1.5"], "alpha must be in [0, 1], got 1.5"),
     (["--epochs", "0"], "epochs must be >= 1, got 0 (0 only with --student"),
-    (["--epochs", "0", "--student", "s.keras"], "add --no-scratch and drop --prune-sparsity"),
+    (["--preset", "seed", "--epochs", "0", "--student", "s.keras"],
+     "add --no-scratch and drop --prune-sparsity"),
     (["--preset", "huge"], "unknown preset 'huge'; valid presets: seed, quick"),
-    (["--teacher-cache-mirror"], "teacher cache mirror needs cached views: add --teacher-cache-views"),
+    (["--preset", "seed", "--teacher-cache-mirror"],
+     "teacher cache mirror needs cached views: add --teacher-cache-views"),
     (["--data", "no/such/place"], "unknown data source 'no/such/place'"),
-    (["--data", "fashion_mnist", "--teacher", "missing.keras"], "teacher model missing.keras not found"),
+    (["--data", FASHION_SMALL, "--teacher", "missing.keras"],
+     "teacher model missing.keras not found"),
     (["--batch-size", "abc"], "argument --batch-size: invalid int value"),
 ])
 def test_cli_errors_are_one_line(tmp_path, args, msg):
@@ -115,6 +118,7 @@ def test_add_scratch_after_the_run_matches_the_in_run_baseline(tmp_path, tiny_ar
     same config, init and recipe as the baseline trained inside the run
     (tiny_artifacts has one), reproducible; teacher and student stay untouched."""
     import shutil
+
     from distill.run import add_scratch
     from edgekd.errors import EdgekdError
 

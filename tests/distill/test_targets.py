@@ -11,6 +11,7 @@ from distill.loss import DistillationLoss
 from distill.recipe import soft_targets
 from distill.tfenv import keras, tf
 from edgekd.errors import EdgekdError
+from tests.conftest import FASHION_SMALL
 
 
 def _softmax(z):
@@ -134,12 +135,12 @@ def test_cli_flags_reach_the_config():
     assert (resolve("default").label_smoothing, resolve("default").mixup) == (0.0, 0.0)
 
 
-def test_mixup_and_smoothing_end_to_end_on_fashion_mnist(tmp_path, fashion_available):
+def test_mixup_and_smoothing_end_to_end_on_fashion_mnist(tmp_path):
     """Teacher, cached distillation and scratch baseline all train on soft targets
     (the three paths that read them) and still learn: 63 to 68 % each in three seeds."""
     from distill.run import run
-    cfg = resolve("default", data="fashion_mnist", teacher_arch="tiny_teacher",
-                  student_arch="tiny_student", teacher_epochs=3, epochs=4, train_subset=3000,
+    cfg = resolve("default", data=FASHION_SMALL, teacher_arch="tiny_teacher",
+                  student_arch="tiny_student", teacher_epochs=3, epochs=4, train_subset=2500,
                   batch_size=64, learning_rate=0.05, calib_size=50, scratch=True,
                   teacher_cache_views=2, label_smoothing=0.1, mixup=0.2, jit_compile=False)
     report = run(cfg, tmp_path / "out", verbose=0)

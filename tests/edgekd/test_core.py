@@ -89,3 +89,34 @@ def test_int8_features_read_x86_flags_and_arm_features():
     assert int8_features("") == []
     # a flag that only starts like a known one is not that one
     assert int8_features("flags\t: avx2x avx512f_fake\n") == []
+
+
+def test_train_report_and_manifest_schemas_cover_every_field(mini_exported):
+    """Every field distill and export write is in a schema: the real files
+    validate with no unknown field allowed, and a new field is named."""
+    import json
+
+    from edgekd import manifest as mf
+    from edgekd import train_report
+    report = train_report.load(mini_exported)
+    manifest = mf.load(mini_exported)
+    with pytest.raises(EdgekdError, match="invalid train_report.json at .top level.: Additional "
+                                          "properties are not allowed .'extra' was unexpected"):
+        train_report.validate({**report, "extra": 1})
+    bad_role = json.loads(json.dumps(report))
+    bad_role["models"]["coach"] = bad_role["models"]["student"]
+    with pytest.raises(EdgekdError, match="invalid train_report.json at models"):
+        train_report.validate(bad_role)
+    with pytest.raises(EdgekdError, match="invalid manifest at artifacts/0: Additional properties"):
+        mf.validate({**manifest, "artifacts": [{**manifest["artifacts"][0], "note": "x"}]})
+
+
+def test_roles_table():
+    from edgekd.roles import DEFAULT_EXPORT, QAT_ROLES, ROLES, is_distilled_student, model_file
+    assert list(ROLES) == ["teacher", "student", "student_scratch", "student_pruned",
+                           "student_qat", "student_pruned_qat"]
+    assert QAT_ROLES == ("student_qat", "student_pruned_qat")
+    assert model_file("student_qat") == "student_qat.h5" and model_file("teacher") == "teacher.keras"
+    assert "student_scratch" not in DEFAULT_EXPORT and "student_pruned" in DEFAULT_EXPORT
+    assert [r for r in ROLES if is_distilled_student(r)] == [
+        "student", "student_pruned", "student_qat", "student_pruned_qat"]

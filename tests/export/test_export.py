@@ -124,7 +124,7 @@ def _unchanged(folder, before):
     (lambda f: (f / "calib.npz").unlink(), "calib.npz not found"),
     (lambda f: (f / "preprocessing.json").write_text(json.dumps(
         {**json.loads((f / "preprocessing.json").read_text()), "height": 32, "width": 32})),
-     "eval.npz images have shape (10000, 28, 28, 1), expected (N, 32, 32, 1)"),
+     "eval.npz images have shape (500, 28, 28, 1), expected (N, 32, 32, 1)"),
 ])
 def test_bad_inputs_fail_cleanly(exported_copy, damage, msg):
     damage(exported_copy)

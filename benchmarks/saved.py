@@ -1,0 +1,34 @@
+"""Where saved runs live and how they are read: the one loader every table uses."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from edgekd import train_report
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+DOCS = ROOT / "docs" / "results"
+
+
+def load(name: str) -> dict:
+    """A saved pipeline run: {"train": train_report, "bench": bench, "stages": {...}}."""
+    d = RESULTS / name
+    out = {"train": train_report.load(d),
+           "bench": json.loads((d / "bench.json").read_text())}
+    stages = d / "stages.json"
+    out["stages"] = json.loads(stages.read_text()) if stages.is_file() else {}
+    return out
+
+
+def table_path(name: str) -> Path:
+    """The markdown a measuring script records for `make report` to publish."""
+    return RESULTS / name / "table.md"
+
+
+def write_table(name: str, text: str) -> Path:
+    path = table_path(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path

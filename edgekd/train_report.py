@@ -1,0 +1,86 @@
+"""train_report.json: what distill measured, read by export and the benchmarks.
+
+The schema below is its single definition; distill validates the report before
+it writes it, and every reader loads it through `load()`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgekd.errors import EdgekdError
+from edgekd.files import inside, read_json
+from edgekd.roles import ROLES
+
+NAME = "train_report.json"
+_NUM = {"type": "number"}
+_SECONDS = {"type": ["number", "null"]}
+
+_MODEL = {
+    "type": "object",
+    "required": ["name", "params", "macs", "input_shape", "trained", "epochs", "accuracy",
+                 "seconds_per_epoch"],
+    "additionalProperties": False,
+    "properties": {
+        "name": {"type": "string"},
+        "params": {"type": "integer", "minimum": 0},
+        "macs": {"type": "integer", "minimum": 0},
+        "input_shape": {"type": "array", "items": {"type": ["integer", "null"]}},
+        "trained": {"type": "boolean"},  # False: a supplied model, evaluated only
+        "source": {"type": "string"},  # the supplied model's path
+        "epochs": {"type": "array", "items": {
+            "type": "object", "required": ["epoch", "seconds"],
+            "properties": {"epoch": {"type": "integer"}, "seconds": _NUM}}},
+        "sparsity": {"type": "object", "additionalProperties": _NUM},
+        "accuracy": {"type": "number", "minimum": 0, "maximum": 1},
+        "seconds_per_epoch": _SECONDS,
+    },
+}
+
+SCHEMA = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "edgekd train report",
+    "type": "object",
+    "required": ["dataset", "preprocessing", "models", "config", "versions", "machine",
+                 "total_seconds"],
+    "additionalProperties": False,
+    "properties": {
+        "dataset": {"type": "object", "required": ["name", "labels", "n_train", "n_test"],
+                    "additionalProperties": False, "properties": {
+                        "name": {"type": "string"}, "source": {"type": "string"},
+                        "labels": {"type": "array", "minItems": 2, "items": {"type": "string"}},
+                        "n_train": {"type": "integer", "minimum": 1},
+                        "n_test": {"type": "integer", "minimum": 1}}},
+        "preprocessing": {"type": "object"},  # edgekd.preprocess.Preprocessing checks it
+        "models": {"type": "object", "required": ["teacher", "student"],
+                   "propertyNames": {"enum": list(ROLES)}, "additionalProperties": _MODEL},
+        "distillation_gain": _NUM,  # student minus scratch accuracy, when both exist
+        "teacher_cache_seconds": _SECONDS,
+        "distribution": {"type": "object", "properties": {
+            "strategy": {"type": "string"}, "workers": {"type": "integer"},
+            "replicas": {"type": "integer"}}},
+        "config": {"type": "object"},  # distill.config.DistillConfig, as config.json
+        "versions": {"type": "object"},
+        "machine": {"type": "object"},
+        "total_seconds": _NUM,
+        "scratch_seconds": _NUM,  # a baseline added after the run (benchmarks.add_scratch)
+        "artifacts": {"type": "string"},  # the folder it was written to
+    },
+}
+
+
+def validate(report: dict) -> None:
+    """Raise EdgekdError naming the first schema violation."""
+    import jsonschema
+    try:
+        jsonschema.validate(report, SCHEMA)
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "(top level)"
+        raise EdgekdError(f"invalid {NAME} at {where}: {exc.message}") from None
+
+
+def load(folder: Path) -> dict:
+    """<folder>/train_report.json, validated."""
+    report = read_json(inside(Path(folder), NAME, "train report"), "train report")
+    validate(report)
+    return report
