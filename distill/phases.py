@@ -1,0 +1,178 @@
+"""The phases of a distill run: each model to train is a Phase (what it is, how
+it starts, what teaches it), and a Session trains phases with what they share
+(config, data, work folder). A finished phase is saved and skipped on resume.
+
+The student phases all start from the same initial weights: the distilled
+student, the scratch baseline (same student, no teacher), the pruned student,
+and quantization-aware versions of the float and pruned students.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from distill import models, optimize
+from distill.config import DistillConfig
+from distill.data import DataSet
+from distill.distribute import save_model, shard_by_data
+from distill.loss import DistillationLoss
+from distill.recipe import cached_views, make_optimizer, soft_targets
+from distill.tfenv import keras
+from distill.train import Distiller, compile_classifier, run_phase
+from edgekd.roles import SCRATCH, STUDENT, TEACHER, model_file
+
+
+def _same(model):
+    return model
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One model to train."""
+    role: str
+    make: Callable[[], keras.Model]  # the model before training
+    distilled: bool  # True: against the teacher; False: cross-entropy only
+    epochs: int
+    lr: float
+    schedule: str | None = None  # None: the config's
+    seed_offset: int = 2  # initial weights from seed + offset (the teacher's: 0)
+    callbacks: tuple = ()
+    finish: Callable[[keras.Model], keras.Model] = _same  # e.g. strip pruning wrappers
+
+
+class StudentData:
+    """Training data by use: `plain` (teacher, scratch) and `distill()`: cached
+    teacher views when configured (built on first use, timed), else plain."""
+
+    def __init__(self, cfg: DistillConfig, ds: DataSet, teacher, plain, x_tr, y_tr):
+        self.cfg, self.pre, self.teacher, self.plain = cfg, ds.preprocessing, teacher, plain
+        self.x, self.y = x_tr, y_tr
+        self._views, self.cache_seconds = None, None
+
+    def distill(self):
+        cfg = self.cfg
+        if not cfg.teacher_cache_views:
+            return self.plain
+        if self._views is None:
+            t0 = time.perf_counter()
+            views = cached_views(self.x, self.y, self.teacher, self.pre, cfg.teacher_cache_views,
+                                 cfg.batch_size, cfg.seed, cfg.augment, cfg.teacher_cache_mirror)
+            self._views = shard_by_data(soft_targets(
+                views, self.teacher.output_shape[-1], cfg.label_smoothing, cfg.mixup,
+                cfg.temperature))
+            self.cache_seconds = round(time.perf_counter() - t0, 2)
+            mirrored = " (and their mirrors)" if cfg.teacher_cache_mirror else ""
+            print(f"[distill] teacher logits cached for {cfg.teacher_cache_views} views"
+                  f"{mirrored} in {self.cache_seconds} s", flush=True)
+        return self._views
+
+
+def epoch_log(work: Path, role: str) -> list[dict]:
+    """The epoch log of a finished phase ([] when the run already cleaned it up)."""
+    path = work / "_checkpoints" / f"{role}_epochs.json"
+    return json.loads(path.read_text()) if path.is_file() else []
+
+
+def soft(cfg: DistillConfig) -> bool:
+    """Whether the hard-label targets come as probabilities (recipe.soft_targets)."""
+    return bool(cfg.label_smoothing or cfg.mixup)
+
+
+def optimizer(cfg: DistillConfig, lr: float, epochs: int, train_ds, schedule: str | None = None):
+    steps = int(train_ds.cardinality())
+    return make_optimizer(cfg.optimizer, lr, schedule or cfg.schedule, cfg.weight_decay,
+                          max(1, epochs * steps), int(cfg.warmup_epochs * steps))
+
+
+@dataclass
+class Session:
+    """What the phases of one run share."""
+    cfg: DistillConfig
+    ds: DataSet
+    work: Path
+    data: StudentData
+    verbose: int = 2
+    chief: bool = True
+    trained: dict = field(default_factory=dict)  # role -> (model, epoch log)
+
+    def train(self, phase: Phase) -> tuple[keras.Model, list[dict]]:
+        """Train `phase` unless its finished model is saved; returns (model, log)."""
+        saved = self.work / model_file(phase.role)
+        if saved.is_file():
+            result = optimize.load(saved, phase.role), epoch_log(self.work, phase.role)
+        else:
+            keras.utils.set_random_seed(self.cfg.seed + phase.seed_offset)
+            model = phase.make()
+            data = self.data.distill() if phase.distilled else self.data.plain
+            trainer = self._trainer(model, phase.distilled, optimizer(
+                self.cfg, phase.lr, phase.epochs, data, phase.schedule))
+            log = run_phase(phase.role, trainer, data, phase.epochs, self.work, self.verbose,
+                            list(phase.callbacks), chief=self.chief)
+            model = phase.finish(model)
+            save_model(model, saved, self.chief, optimize.save)
+            result = model, log
+        self.trained[phase.role] = result
+        return result
+
+    def _trainer(self, model, distilled: bool, opt):
+        """A Distiller against the teacher, or a plain classifier."""
+        cfg = self.cfg
+        if not distilled:
+            return compile_classifier(model, opt, cfg.jit_compile, soft(cfg))
+        trainer = Distiller(model, self.data.teacher, DistillationLoss(cfg.alpha, cfg.temperature))
+        trainer.compile(optimizer=opt, jit_compile=cfg.jit_compile)
+        trainer(np.zeros((1, *self.ds.preprocessing.input_shape), np.float32))  # resume needs it
+        return trainer
+
+
+def student_init(cfg: DistillConfig, ds: DataSet) -> keras.Model:
+    """The student every phase starts from: supplied (--student) or built by name."""
+    pre, n = ds.preprocessing, len(ds.labels)
+    keras.utils.set_random_seed(cfg.seed + 1)
+    if cfg.student_path:
+        student = models.load_model(cfg.student_path, "student", cfg.trust_model_code)
+        models.check_io(student, pre.input_shape, n, "student")
+        return student
+    return models.build(cfg.student_arch, pre.input_shape, n)
+
+
+def copies_of(init: keras.Model) -> Callable[[], keras.Model]:
+    """A maker of fresh copies of `init` (same weights): every student phase starts alike."""
+    def fresh() -> keras.Model:
+        model = keras.models.clone_model(init)
+        model.set_weights(init.get_weights())
+        return model
+    return fresh
+
+
+def scratch_phase(cfg: DistillConfig, fresh) -> Phase:
+    """The baseline: the same student, init and recipe, without the teacher."""
+    return Phase(SCRATCH, fresh, False, cfg.epochs, cfg.learning_rate)
+
+
+def train_students(session: Session, init: keras.Model, n_train: int) -> dict:
+    """Every student phase the config asks for, in order; role -> (model, log)."""
+    cfg, fresh = session.cfg, copies_of(init)
+    lr, qat_lr = cfg.learning_rate, cfg.qat_learning_rate or cfg.learning_rate / 10
+    float_student, _ = session.train(Phase(STUDENT, fresh, True, cfg.epochs, lr))
+    if cfg.scratch:
+        session.train(scratch_phase(cfg, fresh))
+    if cfg.prune_sparsity:
+        sparsity, steps = cfg.prune_sparsity, cfg.epochs * -(-n_train // cfg.batch_size)
+        pruned, _ = session.train(Phase(
+            "student_pruned", lambda: optimize.prunable(fresh(), sparsity, steps), True,
+            cfg.epochs, lr, callbacks=tuple(optimize.pruning_callbacks()),
+            finish=optimize.strip))
+    if cfg.qat_epochs:
+        session.train(Phase("student_qat", lambda: optimize.qat_model(float_student), True,
+                            cfg.qat_epochs, qat_lr, schedule="constant"))
+        if cfg.prune_sparsity:
+            session.train(Phase("student_pruned_qat", lambda: optimize.qat_model(pruned, True),
+                                True, cfg.qat_epochs, qat_lr, schedule="constant"))
+    return {role: result for role, result in session.trained.items() if role != TEACHER}
