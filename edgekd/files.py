@@ -90,6 +90,16 @@ def read_json(path: Path, what: str) -> dict:
     return obj
 
 
+def check_schema(obj, schema: dict, what: str) -> None:
+    """Raise EdgekdError naming the first place where `obj` breaks its JSON schema."""
+    import jsonschema
+    try:
+        jsonschema.validate(obj, schema)
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "(top level)"
+        raise EdgekdError(f"invalid {what} at {where}: {exc.message}") from None
+
+
 def load_npz(path: Path, keys: tuple[str, ...], hint: str) -> dict[str, np.ndarray]:
     """The arrays of an .npz (no pickles: an object array is refused), with
     `keys` present and numeric, or one EdgekdError line ending in `hint`."""

@@ -9,7 +9,7 @@ import hashlib
 from pathlib import Path
 
 from edgekd.errors import EdgekdError
-from edgekd.files import inside, read_json
+from edgekd.files import check_schema, inside, read_json
 from edgekd.formats import FORMATS
 from edgekd.roles import ROLES
 
@@ -112,12 +112,7 @@ def sha256_file(path: str | Path) -> str:
 
 def validate(manifest: dict) -> None:
     """Raise EdgekdError naming the first schema violation."""
-    import jsonschema
-    try:
-        jsonschema.validate(manifest, SCHEMA)
-    except jsonschema.ValidationError as exc:
-        where = "/".join(str(p) for p in exc.absolute_path) or "(top level)"
-        raise EdgekdError(f"invalid manifest at {where}: {exc.message}") from None
+    check_schema(manifest, SCHEMA, "manifest")
 
 
 def load(folder: str | Path) -> dict:

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from edgekd.errors import EdgekdError
-from edgekd.files import inside, read_json
+from edgekd.files import check_schema, inside, read_json
 from edgekd.roles import ROLES
 
 NAME = "train_report.json"
@@ -71,12 +70,7 @@ SCHEMA = {
 
 def validate(report: dict) -> None:
     """Raise EdgekdError naming the first schema violation."""
-    import jsonschema
-    try:
-        jsonschema.validate(report, SCHEMA)
-    except jsonschema.ValidationError as exc:
-        where = "/".join(str(p) for p in exc.absolute_path) or "(top level)"
-        raise EdgekdError(f"invalid {NAME} at {where}: {exc.message}") from None
+    check_schema(report, SCHEMA, NAME)
 
 
 def load(folder: Path) -> dict:
