@@ -19,8 +19,13 @@ def parser() -> OneLineParser:
                    "quick (a smoke run) | latency "
                    "(default with a 7.98M-MAC student, for targets where int8 is no faster)")
     p.add_argument("--out", default="artifacts", help="artifacts folder (default: artifacts)")
-    p.add_argument("--teacher", dest="teacher_path", help="bring your own teacher (.keras or "
-                   "SavedModel); it is not retrained")
+    p.add_argument("--teacher", dest="teacher_path", action="append",
+                   help="bring your own teacher, not retrained: a Keras 3 or tf_keras .keras, "
+                   ".h5, SavedModel folder, .onnx or .tflite; repeat it for an ensemble")
+    p.add_argument("--teacher-scale", type=float, help="the teacher's input scaling, "
+                   "pixels * scale + offset, when its file has no Rescaling layer "
+                   "(default: the data's, 1/255)")
+    p.add_argument("--teacher-offset", type=float, help="see --teacher-scale (default 0)")
     p.add_argument("--student", dest="student_path", help="bring your own student model")
     p.add_argument("--teacher-arch", help="teacher builder name (default from preset)")
     p.add_argument("--student-arch", help="student builder name (default from preset)")
@@ -29,6 +34,8 @@ def parser() -> OneLineParser:
     p.add_argument("--teacher-epochs", type=int)
     p.add_argument("--temperature", type=float)
     p.add_argument("--alpha", type=float, help="weight of the hard-label loss, in [0, 1]")
+    p.add_argument("--loss", choices=("kl", "mse"), help="soft loss: kl (Hinton's KL at "
+                   "--temperature; default) or mse (matching centred logits, KL's T -> inf limit)")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--learning-rate", type=float)
     p.add_argument("--train-subset", type=int, help="use only N training images")
@@ -97,7 +104,8 @@ def format_table(report: dict) -> str:
     rows = ["| model | params | MACs | accuracy | s/epoch |", "|---|---:|---:|---:|---:|"]
     for role, m in report["models"].items():
         spe = m["seconds_per_epoch"]
-        rows.append(f"| {role} | {m['params']:,} | {m['macs']:,} | {100 * m['accuracy']:.2f} % "
+        macs = "-" if m["macs"] is None else f"{m['macs']:,}"  # a teacher not in Keras
+        rows.append(f"| {role} | {m['params']:,} | {macs} | {100 * m['accuracy']:.2f} % "
                     f"| {spe if spe is not None else '-'} |")
     return "\n".join(rows)
 

@@ -17,7 +17,11 @@ class DistillConfig:
     preset: str = "seed"
     teacher_arch: str = "seed_teacher"
     student_arch: str = "seed_student"
-    teacher_path: str | None = None  # bring your own teacher (not retrained)
+    # Bring your own teacher (not retrained): a file or folder, or a list of them
+    # (an ensemble); any kind distill.teachers reads.
+    teacher_path: str | list[str] | None = None
+    teacher_scale: float | None = None  # the teacher's own input scaling, when its file
+    teacher_offset: float | None = None  # does not say (default: the data's)
     student_path: str | None = None  # bring your own student architecture/init
     teacher_epochs: int = 5
     epochs: int = 5  # distillation epochs; the scratch baseline gets the same. 0 (only
@@ -27,6 +31,7 @@ class DistillConfig:
     learning_rate: float = 1e-3
     temperature: float = 10.0
     alpha: float = 0.1
+    loss: str = "kl"  # kl: Hinton's softened KL at T; mse: matching logits (its T -> inf limit)
     train_subset: int | None = None  # first N shuffled training images (smoke runs)
     val_split: float = 0.1  # only for image folders without a test/ folder
     image_size: int | None = None  # resize square; None: the data's own size
@@ -55,7 +60,18 @@ class DistillConfig:
     # code that runs on load); off: such a file is refused with the layer named.
     trust_model_code: bool = False
 
+    @property
+    def teachers(self) -> tuple[str, ...]:
+        """The supplied teacher files (several: an ensemble); () when trained here."""
+        if not self.teacher_path:
+            return ()
+        return (self.teacher_path,) if isinstance(self.teacher_path, str) else tuple(
+            self.teacher_path)
+
     def __post_init__(self) -> None:
+        if isinstance(self.teacher_path, (list, tuple)):  # one file: a plain string
+            paths = [str(p) for p in self.teacher_path]
+            object.__setattr__(self, "teacher_path", paths[0] if len(paths) == 1 else paths)
         for f in fields(self):
             value = getattr(self, f.name)
             if isinstance(value, float) and not math.isfinite(value):
@@ -65,6 +81,8 @@ class DistillConfig:
             raise EdgekdError(f"seed must be in [0, 2**31), got {self.seed}")
         if not self.temperature > 0:
             raise EdgekdError(f"temperature must be > 0, got {self.temperature}")
+        if self.loss not in ("kl", "mse"):
+            raise EdgekdError(f"loss must be kl or mse, got {self.loss!r}")
         if not 0.0 <= self.alpha <= 1.0:
             raise EdgekdError(f"alpha must be in [0, 1], got {self.alpha}")
         for name in ("teacher_epochs", "epochs"):

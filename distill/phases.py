@@ -55,20 +55,30 @@ class StudentData:
         self.x, self.y = x_tr, y_tr
         self._views, self.cache_seconds = None, None
 
+    def views(self) -> int:
+        """Cached views per image: the config's, or 1 for a teacher that the
+        training step cannot call (not a tf_keras model on the data's input)."""
+        if self.cfg.teacher_cache_views or self.teacher.keras_model is not None:
+            return self.cfg.teacher_cache_views
+        print(f"[distill] the teacher ({self.teacher.kind}) runs outside TensorFlow's training "
+              "step: its logits are cached, 1 view per image (--teacher-cache-views N for "
+              "more)", flush=True)
+        return 1
+
     def distill(self):
         cfg = self.cfg
-        if not cfg.teacher_cache_views:
+        views = self.views() if self._views is None else 1
+        if not views:
             return self.plain
         if self._views is None:
             t0 = time.perf_counter()
-            views = cached_views(self.x, self.y, self.teacher, self.pre, cfg.teacher_cache_views,
-                                 cfg.batch_size, cfg.seed, cfg.augment, cfg.teacher_cache_mirror)
+            cached = cached_views(self.x, self.y, self.teacher, self.pre, views, cfg.batch_size,
+                                  cfg.seed, cfg.augment, cfg.teacher_cache_mirror)
             self._views = shard_by_data(soft_targets(
-                views, self.teacher.output_shape[-1], cfg.label_smoothing, cfg.mixup,
-                cfg.temperature))
+                cached, self.teacher.classes, cfg.label_smoothing, cfg.mixup, cfg.temperature))
             self.cache_seconds = round(time.perf_counter() - t0, 2)
             mirrored = " (and their mirrors)" if cfg.teacher_cache_mirror else ""
-            print(f"[distill] teacher logits cached for {cfg.teacher_cache_views} views"
+            print(f"[distill] teacher logits cached for {views} views"
                   f"{mirrored} in {self.cache_seconds} s", flush=True)
         return self._views
 
@@ -125,7 +135,8 @@ class Session:
         cfg = self.cfg
         if not distilled:
             return compile_classifier(model, opt, cfg.jit_compile, soft(cfg))
-        trainer = Distiller(model, self.data.teacher, DistillationLoss(cfg.alpha, cfg.temperature))
+        loss = DistillationLoss(cfg.alpha, cfg.temperature, cfg.loss)
+        trainer = Distiller(model, self.data.teacher.keras_model, loss)
         trainer.compile(optimizer=opt, jit_compile=cfg.jit_compile)
         trainer(np.zeros((1, *self.ds.preprocessing.input_shape), np.float32))  # resume needs it
         return trainer

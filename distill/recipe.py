@@ -118,7 +118,7 @@ def make_optimizer(kind: str, lr: float, schedule: str, weight_decay: float,
     return keras.optimizers.Adam(rate, weight_decay=wd)
 
 
-def cached_views(x: np.ndarray, y: np.ndarray, teacher: keras.Model, pre: Preprocessing,
+def cached_views(x: np.ndarray, y: np.ndarray, teacher, pre: Preprocessing,
                  views: int, batch_size: int, seed: int, augment: bool = True,
                  mirror: bool = False) -> tf.data.Dataset:
     """(augmented image, label, teacher logits) batches; see the module docstring.
@@ -128,16 +128,10 @@ def cached_views(x: np.ndarray, y: np.ndarray, teacher: keras.Model, pre: Prepro
     copies = (views if augment else 1) * (2 if mirror else 1)
     n = len(x)
     scale, offset = np.float32(pre.scale), np.float32(pre.offset)
-
-    @tf.function  # inference mode; jit_compile measured +5 % at most here, so not used
-    def infer(a):
-        return teacher(tf.cast(a, tf.float32) * scale + offset, training=False)
-
-    def teacher_logits(a):
-        return np.concatenate([infer(a[i:i + 512]).numpy() for i in range(0, n, 512)])
+    teacher_logits, classes = _logit_fn(teacher, pre)
     # One uint8 array filled in place (see "Memory" in the module docstring).
     images = np.empty((copies * n, *x.shape[1:]), np.uint8)
-    logits = np.empty((copies * n, teacher.output_shape[-1]), np.float32)
+    logits = np.empty((copies * n, classes), np.float32)
     step = 2 if mirror else 1
     for k in range(0, copies, step):
         xv = images[k * n:(k + 1) * n]
@@ -149,6 +143,22 @@ def cached_views(x: np.ndarray, y: np.ndarray, teacher: keras.Model, pre: Prepro
             both = (logits[k * n:(k + 1) * n] + teacher_logits(xm)) / 2
             logits[k * n:(k + 1) * n] = logits[(k + 1) * n:(k + 2) * n] = both
     return _cache_dataset(images, y, logits, copies, batch_size, seed, scale, offset)
+
+
+def _logit_fn(teacher, pre: Preprocessing):
+    """(uint8 images -> logits, number of classes) for a distill.teachers.Teacher,
+    or for a Keras model that takes `pre`'s float input."""
+    if hasattr(teacher, "logits"):
+        return teacher.logits, teacher.classes
+    scale, offset = np.float32(pre.scale), np.float32(pre.offset)
+
+    @tf.function  # inference mode; jit_compile measured +5 % at most here, so not used
+    def infer(a):
+        return teacher(tf.cast(a, tf.float32) * scale + offset, training=False)
+
+    def logits(a):
+        return np.concatenate([infer(a[i:i + 512]).numpy() for i in range(0, len(a), 512)])
+    return logits, int(teacher.output_shape[-1])
 
 
 def _cache_dataset(images: np.ndarray, y: np.ndarray, logits: np.ndarray, copies: int,

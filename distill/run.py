@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from distill import models, optimize, safe_load
+from distill import models, optimize, safe_load, teachers
 from distill.config import DistillConfig
 from distill.data import DataSet, load_dataset
 from distill.distribute import (
@@ -64,17 +64,17 @@ def _training_data(cfg: DistillConfig, ds: DataSet):
     return (x_tr, y_tr), x_calib, train_ds
 
 
-def _teacher(session: Session) -> tuple[keras.Model, dict]:
-    """The supplied teacher (evaluated, not trained), or the teacher phase."""
-    cfg, pre, n = session.cfg, session.ds.preprocessing, len(session.ds.labels)
-    if cfg.teacher_path:
-        teacher = models.load_model(cfg.teacher_path, "teacher", cfg.trust_model_code)
-        models.check_io(teacher, pre.input_shape, n, "teacher")
-        return teacher, {"trained": False, "source": str(cfg.teacher_path), "epochs": []}
-    teacher, log = session.train(Phase(
-        TEACHER, lambda: models.build(cfg.teacher_arch, pre.input_shape, n), False,
+def _teacher(session: Session) -> tuple[teachers.Teacher, dict]:
+    """The supplied teacher(s) (evaluated, not trained), or the teacher phase."""
+    cfg, ds, pre = session.cfg, session.ds, session.ds.preprocessing
+    if cfg.teachers:
+        teacher = teachers.load(cfg.teachers, pre, ds.labels, cfg.teacher_scale,
+                                cfg.teacher_offset, cfg.trust_model_code)
+        return teacher, {"trained": False, "epochs": [], **teacher.record()}
+    model, log = session.train(Phase(
+        TEACHER, lambda: models.build(cfg.teacher_arch, pre.input_shape, len(ds.labels)), False,
         cfg.teacher_epochs, cfg.learning_rate, seed_offset=0))
-    return teacher, {"trained": True, "epochs": log}
+    return teachers.from_keras(model, pre, "trained"), {"trained": True, "epochs": log}
 
 
 def _without_cpu_xla_collectives(cfg: DistillConfig, strategy) -> DistillConfig:
@@ -89,15 +89,33 @@ def _without_cpu_xla_collectives(cfg: DistillConfig, strategy) -> DistillConfig:
 
 def _check_models(cfg: DistillConfig) -> None:
     """Model names and supplied files, checked before any data is loaded or trained."""
-    for role, arch, path in (("teacher", cfg.teacher_arch, cfg.teacher_path),
-                             ("student", cfg.student_arch, cfg.student_path)):
-        if path:
-            if not Path(path).exists():
-                raise EdgekdError(f"{role} model {path} not found")
-            safe_load.check_code(Path(path), role, cfg.trust_model_code)
-        elif arch not in models.BUILDERS:
+    supplied = [("teacher", p) for p in cfg.teachers] + (
+        [("student", cfg.student_path)] if cfg.student_path else [])
+    for role, path in supplied:
+        if not Path(path).exists():
+            raise EdgekdError(f"{role} model {path} not found")
+        if role == "teacher":
+            teachers.kind_of(Path(path))  # a kind edgekd cannot read is named now
+        safe_load.check_code(Path(path), role, cfg.trust_model_code)
+    for role, arch, given in (("teacher", cfg.teacher_arch, cfg.teachers),
+                              ("student", cfg.student_arch, cfg.student_path)):
+        if not given and arch not in models.BUILDERS:
             raise EdgekdError(f"unknown {role} model {arch!r}; valid models: "
                               f"{', '.join(models.BUILDERS)}")
+
+
+def _teacher_record(teacher: teachers.Teacher, ds: DataSet, info: dict) -> dict:
+    """A teacher edgekd can describe as a Keras model, or any other by its outputs."""
+    def acc(t: teachers.Teacher) -> float:
+        return float(np.mean(np.argmax(t.logits(ds.x_test), -1) == ds.y_test))
+    if isinstance(teacher, teachers.Ensemble):
+        info = {**info, "members": [{**m.record(), "accuracy": acc(m)} for m in teacher.members]}
+    if teacher.keras_model is not None:
+        return _model_record(teacher.keras_model, ds, info)
+    c = teacher.contract
+    return {"name": teacher.kind, "params": teacher.params, "macs": None,
+            "input_shape": [c.height, c.width, c.channels], **info, "sparsity": {},
+            "accuracy": acc(teacher), "seconds_per_epoch": None}
 
 
 def _model_record(model, ds, info: dict) -> dict:
@@ -157,7 +175,7 @@ def _train(cfg, ds, work: Path, verbose: int, chief: bool):
     report = {"dataset": {"name": ds.name, "source": cfg.data, "labels": ds.labels,
                           "n_train": int(len(x_tr)), "n_test": int(len(ds.x_test))},
               "preprocessing": pre.to_dict(),
-              "models": {"teacher": _model_record(teacher, ds, t_info)}}
+              "models": {"teacher": _teacher_record(teacher, ds, t_info)}}
     for role, (model, log) in students.items():
         report["models"][role] = _model_record(model, ds, {"trained": True, "epochs": log})
     if SCRATCH in report["models"]:
@@ -168,8 +186,10 @@ def _train(cfg, ds, work: Path, verbose: int, chief: bool):
 
 
 def _write(work: Path, ds: DataSet, teacher, x_calib, report: dict) -> None:
-    if not (work / "teacher.keras").is_file():  # a supplied teacher is copied in
-        save_model(teacher, work / "teacher.keras", True, lambda m, p: m.save(p))
+    if not (work / "teacher.keras").is_file() and teacher.keras_model is not None:
+        # a supplied tf_keras teacher on the data's input is copied in (export converts
+        # it too); other teachers stay where they are, named in train_report.json
+        save_model(teacher.keras_model, work / "teacher.keras", True, lambda m, p: m.save(p))
     with atomic_path(work / "eval.npz") as tmp:
         np.savez_compressed(tmp, x=ds.x_test, y=ds.y_test, labels=np.array(ds.labels))
     with atomic_path(work / "calib.npz") as tmp:

@@ -44,9 +44,12 @@ def _labels(y):
 class Distiller(keras.Model):
     """Trains `student` against a frozen `teacher` with a DistillationLoss."""
 
-    def __init__(self, student: keras.Model, teacher: keras.Model, loss: DistillationLoss):
+    def __init__(self, student: keras.Model, teacher: keras.Model | None,
+                 loss: DistillationLoss):
+        """`teacher` None: its logits come cached with every batch (distill.recipe)."""
         super().__init__(name="distiller")
-        teacher.trainable = False  # frozen here, once, not by convention
+        if teacher is not None:
+            teacher.trainable = False  # frozen here, once, not by convention
         self.student, self.teacher, self.kd_loss = student, teacher, loss
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.ce_tracker = keras.metrics.Mean(name="student_loss")

@@ -23,7 +23,7 @@ class Role:
 
 
 ROLES: dict[str, Role] = {r.name: r for r in (
-    Role("teacher", always=True),
+    Role("teacher"),  # absent when the supplied teacher is no tf_keras model (an ONNX file...)
     Role("student", always=True),
     Role("student_scratch", exported_by_default=False),  # the baseline, on request
     Role("student_pruned"),

@@ -23,10 +23,14 @@ _MODEL = {
     "properties": {
         "name": {"type": "string"},
         "params": {"type": "integer", "minimum": 0},
-        "macs": {"type": "integer", "minimum": 0},
+        "macs": {"type": ["integer", "null"], "minimum": 0},  # null: a teacher not in Keras
         "input_shape": {"type": "array", "items": {"type": ["integer", "null"]}},
         "trained": {"type": "boolean"},  # False: a supplied model, evaluated only
-        "source": {"type": "string"},  # the supplied model's path
+        "source": {"type": "string"},  # the supplied model's path(s)
+        "kind": {"type": "string"},  # a supplied teacher's: tf_keras, keras3, onnx, ...
+        "input": {"type": "object"},  # its input contract: size, channels, scale, offset
+        "combine": {"type": "string"},  # an ensemble's rule
+        "members": {"type": "array", "items": {"type": "object"}},  # each member's record
         "epochs": {"type": "array", "items": {
             "type": "object", "required": ["epoch", "seconds"],
             "properties": {"epoch": {"type": "integer"}, "seconds": _NUM}}},

@@ -91,6 +91,7 @@ CASES = [
     (D, lambda c: _quick(c, "--temperature", "inf"), 2, "--temperature must be a finite number"),
     (D, lambda c: _quick(c, "--temperature", "nan"), 2, "--temperature must be a finite number"),
     (D, lambda c: _quick(c, "--alpha", "1.5"), 2, "alpha must be in [0, 1]"),
+    (D, lambda c: _quick(c, "--loss", "l1"), 2, "argument --loss: invalid choice: 'l1'"),
     (D, lambda c: _quick(c, "--learning-rate", "-1"), 2, "learning rate must be > 0"),
     (D, lambda c: _quick(c, "--learning-rate", "inf"), 2, "--learning-rate must be a finite"),
     (D, lambda c: _quick(c, "--seed", "-1"), 2, "seed must be in [0, 2**31)"),

@@ -59,3 +59,42 @@ def test_identical_logits_leave_only_the_hard_loss():
 def test_invalid_hyperparameters(kwargs, msg):
     with pytest.raises(EdgekdError, match=msg.replace("[", r"\[").replace("]", r"\]")):
         DistillationLoss(**kwargs)
+
+
+def _np_mse(t, s):
+    """Independent numpy reference: half the mean squared difference of centred logits."""
+    c = lambda z: z - z.mean(-1, keepdims=True)  # noqa: E731
+    return 0.5 * np.mean((c(s) - c(t)) ** 2, axis=-1)
+
+
+def test_mse_hand_computed_and_numpy():
+    # s = [1, 3] -> centred [-1, 1]; t = [0, 0] -> [0, 0]: 0.5 * mean(1, 1) = 0.5
+    y = np.array([0])
+    ce, soft = DistillationLoss(0.5, 4.0, "mse").parts(
+        y, np.array([[0.0, 0.0]], np.float32), np.array([[1.0, 3.0]], np.float32))
+    assert float(soft[0]) == pytest.approx(0.5, abs=1e-6)
+    assert float(ce[0]) == pytest.approx(np.log(1 + np.exp(2.0)), abs=1e-5)
+    rng = np.random.default_rng(7)
+    t = rng.normal(0, 3, (32, 10)).astype(np.float32)
+    s = rng.normal(0, 3, (32, 10)).astype(np.float32)
+    _, got = DistillationLoss(0.1, 10.0, "mse").parts(rng.integers(0, 10, 32), t, s)
+    np.testing.assert_allclose(np.asarray(got), _np_mse(t.astype(np.float64), s.astype(np.float64)),
+                               rtol=1e-5, atol=1e-6)
+    # the logit offsets do not matter (softmax ignores them)
+    _, shifted = DistillationLoss(0.1, 10.0, "mse").parts(y, t[:1] + 5.0, s[:1] - 2.0)
+    assert float(shifted[0]) == pytest.approx(float(got[0]), rel=1e-5)
+
+
+def test_mse_is_the_high_temperature_limit_of_the_kl():
+    """Hinton et al.: T^2 KL tends to the logit-matching loss as T grows."""
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 5, 16)
+    t = rng.normal(0, 1, (16, 5))
+    s = rng.normal(0, 1, (16, 5))
+    kl = _np_loss(y, t, s, 0.0, 1000.0)  # alpha 0: the soft term alone, numpy, float64
+    np.testing.assert_allclose(kl, _np_mse(t, s), rtol=2e-3)
+
+
+def test_unknown_loss_is_named():
+    with pytest.raises(EdgekdError, match="unknown distillation loss 'l1': use kl or mse"):
+        DistillationLoss(0.1, 4.0, "l1")

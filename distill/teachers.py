@@ -1,0 +1,250 @@
+"""Any teacher: to distillation a teacher is only a function from images to
+logits, so it may come from any framework. One small interface, Teacher
+(logits of a batch of uint8 images at the data's size), with an adapter per
+kind of file, detected from the file itself:
+
+- `.keras`: Keras 3 (loaded with Keras 3, in safe mode) or tf_keras;
+- `.h5` and SavedModel folders written by tf_keras;
+- any other SavedModel with a serving signature (Keras 3's `model.export`);
+- `.onnx` (onnxruntime; NCHW inputs, as PyTorch exports them, are transposed);
+- `.tflite` (LiteRT).
+
+Each teacher has its own input contract: size (images are resized for it, so
+a 224 px teacher can teach a 96 px student), channels, and scaling (1 and 0
+when the model starts with a Rescaling layer, else --teacher-scale/offset,
+else the data's). A `labels.txt` beside the file must list the data's classes
+in the same order. Several files make an ensemble (`--teacher` repeated).
+
+Only a tf_keras teacher whose contract is the data's is callable in the
+training step; any other teacher's logits are cached (distill.recipe).
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from distill import safe_load
+from distill.tfenv import keras, tf
+from edgekd.errors import EdgekdError, first_line
+from edgekd.preprocess import Preprocessing
+
+KINDS = ("Keras 3 .keras", "tf_keras .keras/.h5", "SavedModel folder", ".onnx", ".tflite")
+
+
+@dataclass(frozen=True)
+class Contract:
+    """What a teacher's input must be: float32 NHWC, `pixels * scale + offset`."""
+    height: int
+    width: int
+    channels: int
+    scale: float
+    offset: float
+
+
+class Teacher:
+    """Logits for uint8 images (N, H, W, C) at the data's size."""
+
+    def __init__(self, kind: str, source: str, contract: Contract, classes: int,
+                 run: Callable[[np.ndarray], np.ndarray], keras_model=None, params: int = 0):
+        self.kind, self.source, self.contract, self.classes = kind, source, contract, classes
+        self._run, self.keras_model, self.params = run, keras_model, params
+
+    def logits(self, x: np.ndarray, batch: int = 512) -> np.ndarray:
+        parts = [np.asarray(self._run(self._adapt(x[i:i + batch])), np.float32)
+                 for i in range(0, len(x), batch)]
+        return np.concatenate(parts).reshape(len(x), -1)
+
+    def _adapt(self, x: np.ndarray) -> np.ndarray:
+        c = self.contract
+        if x.shape[-1] != c.channels:  # gray data for an RGB teacher, or the reverse
+            x = (np.repeat(x, 3, axis=-1) if c.channels == 3
+                 else np.round(x @ np.array([0.299, 0.587, 0.114])).astype(np.uint8)[..., None])
+        xf = x.astype(np.float32)
+        if xf.shape[1:3] != (c.height, c.width):
+            xf = tf.image.resize(xf, (c.height, c.width), antialias=True).numpy()
+        return xf * np.float32(c.scale) + np.float32(c.offset)
+
+    def record(self) -> dict:
+        return {"kind": self.kind, "source": self.source, "input": asdict(self.contract)}
+
+
+class Ensemble(Teacher):
+    """Members' logits combined as the mean of their log-probabilities, i.e. the
+    logits of their normalized geometric mean. Unlike a mean of raw logits it
+    ignores each member's logit offset (as softmax does) and compares members by
+    their probabilities; unlike log(mean of probabilities) a class any member
+    rules out stays unlikely, and the result is a logit vector that the
+    temperature softens like a single teacher's."""
+
+    def __init__(self, members: list[Teacher]):
+        first = members[0]
+        super().__init__("ensemble", ", ".join(m.source for m in members), first.contract,
+                         first.classes, run=lambda x: x)
+        self.members = members
+
+    def logits(self, x: np.ndarray, batch: int = 512) -> np.ndarray:
+        logp = [tf.nn.log_softmax(m.logits(x, batch), axis=-1).numpy() for m in self.members]
+        return np.mean(logp, axis=0).astype(np.float32)
+
+    def record(self) -> dict:
+        return {"kind": "ensemble", "source": self.source,
+                "combine": "mean of log-probabilities",
+                "members": [m.record() for m in self.members]}
+
+
+def _rescales(layers) -> bool:
+    """Whether a model scales raw pixels itself (a Rescaling layer first)."""
+    names = [type(layer).__name__ for layer in layers if type(layer).__name__ != "InputLayer"]
+    return bool(names) and names[0] == "Rescaling"
+
+
+def _contract(shape, pre: Preprocessing, scale, offset, rescales: bool) -> Contract:
+    h, w, c = (int(s) if s else d for s, d in zip(shape[-3:], pre.input_shape))
+    if rescales:
+        scale, offset = 1.0, 0.0
+    return Contract(h, w, c, pre.scale if scale is None else scale,
+                    pre.offset if offset is None else offset)
+
+
+def _keras_version(path: Path) -> str:
+    """The Keras version a .keras zip was saved with ("2": unknown, tf_keras reads it)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return str(json.loads(z.read("metadata.json")).get("keras_version", "2"))
+    except (KeyError, ValueError, zipfile.BadZipFile):
+        return "2"
+
+
+def _tf_keras(path: Path, pre: Preprocessing, flags: dict) -> Teacher:
+    model = safe_load.load(path, "teacher", flags["trust_code"])
+    contract = _contract(model.input_shape, pre, flags["scale"], flags["offset"],
+                         _rescales(model.layers))
+    teacher = from_keras(model, pre, str(path))
+    if contract != teacher.contract:  # not on the data's input: callable through the cache only
+        teacher.contract, teacher.keras_model = contract, None
+    return teacher
+
+
+def _keras3(path: Path, pre: Preprocessing, flags: dict) -> Teacher:
+    import keras as keras3  # Keras 3 ships beside tf_keras: users' .keras files need it
+    try:
+        model = keras3.saving.load_model(path, compile=False, safe_mode=not flags["trust_code"])
+    except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad file
+        raise EdgekdError(f"cannot load teacher model {path} with Keras 3: "
+                          f"{first_line(exc, 200)}") from None
+    contract = _contract(model.input_shape, pre, flags["scale"], flags["offset"],
+                         _rescales(model.layers))
+    return Teacher("keras3", str(path), contract, int(model.output_shape[-1]),
+                   lambda x: np.asarray(model(x, training=False)), None,
+                   int(model.count_params()))
+
+
+def _savedmodel(path: Path, pre: Preprocessing, flags: dict) -> Teacher:
+    if (path / "keras_metadata.pb").is_file():
+        return _tf_keras(path, pre, flags)
+    try:
+        fn = tf.saved_model.load(str(path)).signatures["serving_default"]
+    except (KeyError, OSError, ValueError) as exc:
+        raise EdgekdError(f"teacher SavedModel {path} has no serving signature "
+                          f"(serving_default): {first_line(exc, 120)}") from None
+    (name, spec), = fn.structured_input_signature[1].items()
+    out_name = next(iter(fn.structured_outputs))
+    contract = _contract(spec.shape, pre, flags["scale"], flags["offset"], False)
+    classes = int(fn.structured_outputs[out_name].shape[-1])
+    return Teacher("savedmodel", str(path), contract, classes,
+                   lambda x: fn(**{name: tf.constant(x)})[out_name].numpy())
+
+
+def _onnx(path: Path, pre: Preprocessing, flags: dict) -> Teacher:
+    import onnxruntime as ort
+    try:
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as exc:  # noqa: BLE001 - ORT's own error types
+        raise EdgekdError(f"cannot load teacher model {path}: {first_line(exc, 200)}") from None
+    inp = sess.get_inputs()[0]
+    shape = [s if isinstance(s, int) else None for s in inp.shape]
+    nchw = len(shape) == 4 and shape[1] in (1, 3) and shape[3] not in (1, 3)
+    hwc = [shape[2], shape[3], shape[1]] if nchw else shape[1:]
+    contract = _contract(hwc, pre, flags["scale"], flags["offset"], False)
+
+    def run(x):
+        return sess.run(None, {inp.name: np.transpose(x, (0, 3, 1, 2)) if nchw else x})[0]
+    probe = np.zeros((1, contract.height, contract.width, contract.channels), np.float32)
+    params = sum(int(np.prod(t.dims)) for t in _onnx_initializers(path))
+    return Teacher("onnx", str(path), contract, int(run(probe).shape[-1]), run, params=params)
+
+
+def _onnx_initializers(path: Path):
+    import onnx
+    return onnx.load(str(path), load_external_data=False).graph.initializer
+
+
+def _tflite(path: Path, pre: Preprocessing, flags: dict) -> Teacher:
+    from edgekd.runtime import TFLiteRunner
+    runner = TFLiteRunner(path, threads=None)
+    contract = _contract(runner.inputs[0]["shape"], pre, flags["scale"], flags["offset"], False)
+    return Teacher("tflite", str(path), contract, int(runner.outputs[0]["shape"][-1]),
+                   lambda x: runner.predict(x, batch_size=len(x)))
+
+
+def from_keras(model, pre: Preprocessing, source: str) -> Teacher:
+    """A tf_keras model on the data's own input (the teacher distill trained)."""
+    infer = tf.function(lambda a: model(a, training=False))
+    return Teacher("tf_keras", source, Contract(*pre.input_shape, pre.scale, pre.offset),
+                   int(model.output_shape[-1]), lambda x: infer(tf.constant(x)).numpy(), model,
+                   int(model.count_params()))
+
+
+def kind_of(path: Path) -> Callable:
+    """The adapter for a teacher file, or an EdgekdError naming the kinds that work."""
+    if path.is_dir() and (path / "saved_model.pb").is_file():
+        return _savedmodel
+    suffix = path.suffix.lower()
+    if suffix == ".keras" and zipfile.is_zipfile(path) and _keras_version(path).startswith("3"):
+        return _keras3
+    adapters = {".keras": _tf_keras, ".h5": _tf_keras, ".onnx": _onnx, ".tflite": _tflite}
+    if suffix in adapters:
+        return adapters[suffix]
+    raise EdgekdError(f"cannot tell what kind of teacher {path} is; edgekd reads: "
+                      f"{', '.join(KINDS)}")
+
+
+def _check_labels(path: Path, labels: list[str]) -> None:
+    """A labels.txt beside the teacher must name the data's classes in order."""
+    file = (path if path.is_dir() else path.parent) / "labels.txt"
+    if not file.is_file():
+        return
+    theirs = [line.strip() for line in file.read_text().splitlines() if line.strip()]
+    if theirs != list(labels):
+        first = next((i for i, (a, b) in enumerate(zip(theirs, labels)) if a != b),
+                     min(len(theirs), len(labels)))
+        raise EdgekdError(f"teacher {path}: its {file} lists other classes or another order "
+                          f"than the data (first difference at class {first}: "
+                          f"{theirs[first] if first < len(theirs) else '-'!r} vs "
+                          f"{labels[first] if first < len(labels) else '-'!r})")
+
+
+def load(paths: tuple[str, ...], pre: Preprocessing, labels: list[str], scale=None,
+         offset=None, trust_code: bool = False) -> Teacher:
+    """One teacher, or an ensemble of several, checked against the data's classes."""
+    flags = {"scale": scale, "offset": offset, "trust_code": trust_code}
+    members = []
+    for p in map(Path, paths):
+        if not p.exists():
+            raise EdgekdError(f"teacher model {p} not found")
+        teacher = kind_of(p)(p, pre, flags)
+        if teacher.classes != len(labels):
+            raise EdgekdError(f"teacher model {p} has {teacher.classes} outputs, the data has "
+                              f"{len(labels)} classes")
+        _check_labels(p, labels)
+        members.append(teacher)
+    return members[0] if len(members) == 1 else Ensemble(members)
+
+
+__all__ = ["Contract", "Ensemble", "KINDS", "Teacher", "from_keras", "keras", "kind_of", "load"]
