@@ -20,7 +20,7 @@ DISTILL_ARGS ?=
 distill_flags = --data "$(DATA)" --preset $(PRESET) --out "$(OUT)" $(foreach t,$(TEACHER),--teacher "$(t)") $(DISTILL_ARGS)
 format_flags  = $(if $(FORMATS),--formats $(FORMATS))
 
-.PHONY: lint help venv edge-model distill distill-multiworker export bench report test test-extra test-all test-arm bench-seed bench-default bench-latency bench-zoo bench-ablation bench-multiworker bench-overhead clean
+.PHONY: lint help venv edge-model distill distill-multiworker export bench report test test-extra test-all test-arm bench-seed bench-default bench-teachers bench-latency bench-zoo bench-ablation bench-multiworker bench-overhead clean
 
 help:
 	@echo "make edge-model DATA=... [PRESET=default|latency|seed|quick] OUT=artifacts   distill + export + bench"
@@ -112,6 +112,11 @@ bench-ablation: $(STAMP)
 bench-latency: $(STAMP)
 	$(MAKE) edge-model PRESET=latency OUT="$(OUT)-latency" DATA="$(DATA)" TEACHER="$(OUT)-default/teacher.keras" THREADS=1
 	$(PY) -m benchmarks.latency_vs_seed --tflite "edge_res_mid int8, trained=$(OUT)-latency/student_int8.tflite"
+
+# A teacher from scratch against a fine-tuned ImageNet MobileNet on ../shared's
+# Sign Language Digits photos: benchmarks/results/sign_digits/table.md.
+bench-teachers: $(STAMP)
+	$(PY) -m benchmarks.sign_digits
 
 # Training and inference img/s of the zoo, with and without XLA: benchmarks/results/zoo_throughput/table.md.
 bench-zoo: $(STAMP)

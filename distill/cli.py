@@ -27,7 +27,10 @@ def parser() -> OneLineParser:
                    "(default: the data's, 1/255)")
     p.add_argument("--teacher-offset", type=float, help="see --teacher-scale (default 0)")
     p.add_argument("--student", dest="student_path", help="bring your own student model")
-    p.add_argument("--teacher-arch", help="teacher builder name (default from preset)")
+    p.add_argument("--teacher-arch", help="teacher builder name (default from preset), or a "
+                   "pretrained backbone to fine-tune: mobilenet, mobilenet_v2, efficientnet_b0")
+    p.add_argument("--teacher-weights", help="with a pretrained --teacher-arch: imagenet (the "
+                   "default; needs internet) or a Keras Applications weights file")
     p.add_argument("--student-arch", help="student builder name (default from preset)")
     p.add_argument("--epochs", type=int, help="distillation epochs (scratch baseline: same); 0 with "
                    "--student keeps that student as is (e.g. to fine-tune it with --qat)")
@@ -88,6 +91,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from distill.data import preflight
     from edgekd.files import check_writable
     preflight(cfg.data)  # an unusable source fails here, before TensorFlow's start-up
+    if not cfg.teachers:
+        from distill.pretrained import check_weights
+        check_weights(cfg.teacher_arch, cfg.teacher_weights)  # offline: fails in seconds
     check_writable(out, cfg.data)  # and so does an --out edgekd may not replace
     if cfg.strategy == "multiworker":
         from distill.launch import tf_config

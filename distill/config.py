@@ -24,6 +24,9 @@ class DistillConfig:
     teacher_offset: float | None = None  # does not say (default: the data's)
     student_path: str | None = None  # bring your own student architecture/init
     teacher_epochs: int = 5
+    # A pretrained teacher_arch (distill/pretrained.py): "imagenet" (downloaded by
+    # Keras) or a weights file in Keras Applications' layout.
+    teacher_weights: str | None = None
     epochs: int = 5  # distillation epochs; the scratch baseline gets the same. 0 (only
     # with student_path): the supplied student is kept as is, e.g. as QAT's start
     scratch: bool = True  # train the same student without a teacher as baseline

@@ -25,7 +25,7 @@ from distill.loss import DistillationLoss
 from distill.recipe import cached_views, make_optimizer, soft_targets
 from distill.tfenv import keras
 from distill.train import Distiller, compile_classifier, run_phase
-from edgekd.roles import SCRATCH, STUDENT, TEACHER, model_file
+from edgekd.roles import SCRATCH, STUDENT, model_file
 
 
 def _same(model):
@@ -44,6 +44,7 @@ class Phase:
     seed_offset: int = 2  # initial weights from seed + offset (the teacher's: 0)
     callbacks: tuple = ()
     finish: Callable[[keras.Model], keras.Model] = _same  # e.g. strip pruning wrappers
+    save_as: str | None = None  # a stage that is no role of its own (default: the role's file)
 
 
 class StudentData:
@@ -113,7 +114,7 @@ class Session:
 
     def train(self, phase: Phase) -> tuple[keras.Model, list[dict]]:
         """Train `phase` unless its finished model is saved; returns (model, log)."""
-        saved = self.work / model_file(phase.role)
+        saved = self.work / (phase.save_as or model_file(phase.role))
         if saved.is_file():
             result = optimize.load(saved, phase.role), epoch_log(self.work, phase.role)
         else:
@@ -186,4 +187,5 @@ def train_students(session: Session, init: keras.Model, n_train: int) -> dict:
         if cfg.prune_sparsity:
             session.train(Phase("student_pruned_qat", lambda: optimize.qat_model(pruned, True),
                                 True, cfg.qat_epochs, qat_lr, schedule="constant"))
-    return {role: result for role, result in session.trained.items() if role != TEACHER}
+    return {role: result for role, result in session.trained.items()
+            if role.startswith(STUDENT)}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from distill import models, optimize, safe_load, teachers
+from distill import models, optimize, pretrained, safe_load, teachers
 from distill.config import DistillConfig
 from distill.data import DataSet, load_dataset
 from distill.distribute import (
@@ -71,10 +71,32 @@ def _teacher(session: Session) -> tuple[teachers.Teacher, dict]:
         teacher = teachers.load(cfg.teachers, pre, ds.labels, cfg.teacher_scale,
                                 cfg.teacher_offset, cfg.trust_model_code)
         return teacher, {"trained": False, "epochs": [], **teacher.record()}
+    if cfg.teacher_arch in pretrained.BACKBONES:
+        return _fine_tuned_teacher(session)
     model, log = session.train(Phase(
         TEACHER, lambda: models.build(cfg.teacher_arch, pre.input_shape, len(ds.labels)), False,
         cfg.teacher_epochs, cfg.learning_rate, seed_offset=0))
     return teachers.from_keras(model, pre, "trained"), {"trained": True, "epochs": log}
+
+
+def _fine_tuned_teacher(session: Session) -> tuple[teachers.Teacher, dict]:
+    """A pretrained backbone: its new head first (a third of the teacher epochs,
+    backbone frozen), then the whole net at a tenth of the rate."""
+    cfg, ds, pre = session.cfg, session.ds, session.ds.preprocessing
+    head_epochs = max(1, cfg.teacher_epochs // 3)
+    head, head_log = session.train(Phase(
+        "teacher_head", lambda: pretrained.build(cfg.teacher_arch, pre.input_shape,
+                                                 len(ds.labels), cfg.teacher_weights),
+        False, head_epochs, cfg.learning_rate, seed_offset=0, save_as="teacher_head.keras"))
+
+    def thawed():
+        pretrained.backbone(head).trainable = True
+        return head
+    model, log = session.train(Phase(TEACHER, thawed, False, cfg.teacher_epochs - head_epochs,
+                                     cfg.learning_rate / 10, seed_offset=0))
+    info = {"trained": True, "epochs": head_log + log,
+            "source": f"{cfg.teacher_arch}, weights {cfg.teacher_weights or 'imagenet'}"}
+    return teachers.from_keras(model, pre, info["source"]), info
 
 
 def _without_cpu_xla_collectives(cfg: DistillConfig, strategy) -> DistillConfig:
@@ -97,11 +119,13 @@ def _check_models(cfg: DistillConfig) -> None:
         if role == "teacher":
             teachers.kind_of(Path(path))  # a kind edgekd cannot read is named now
         safe_load.check_code(Path(path), role, cfg.trust_model_code)
+    if not cfg.teachers:
+        pretrained.check_weights(cfg.teacher_arch, cfg.teacher_weights)
     for role, arch, given in (("teacher", cfg.teacher_arch, cfg.teachers),
                               ("student", cfg.student_arch, cfg.student_path)):
-        if not given and arch not in models.BUILDERS:
-            raise EdgekdError(f"unknown {role} model {arch!r}; valid models: "
-                              f"{', '.join(models.BUILDERS)}")
+        known = [*models.BUILDERS, *(pretrained.BACKBONES if role == "teacher" else ())]
+        if not given and arch not in known:
+            raise EdgekdError(f"unknown {role} model {arch!r}; valid models: {', '.join(known)}")
 
 
 def _teacher_record(teacher: teachers.Teacher, ds: DataSet, info: dict) -> dict:
@@ -196,6 +220,7 @@ def _write(work: Path, ds: DataSet, teacher, x_calib, report: dict) -> None:
         np.savez_compressed(tmp, x=x_calib)
     write_text(work / "labels.txt", "\n".join(ds.labels) + "\n")
     write_json(work / "preprocessing.json", report["preprocessing"])
+    (work / "teacher_head.keras").unlink(missing_ok=True)  # a pretrained teacher's first stage
     shutil.rmtree(work / "_checkpoints", ignore_errors=True)
     train_report.validate(report)
     write_json(work / "train_report.json", report)  # last: marks the folder complete

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekd.errors import EdgekdError
+from edgekd.quiet import native_stderr_muted
 
 
 def _quantize(x: np.ndarray, q: dict | None, dtype: np.dtype) -> np.ndarray:
@@ -74,10 +75,11 @@ class TFLiteRunner(Runner):
         super().__init__(path, threads)
         from ai_edge_litert.interpreter import Interpreter
         try:
-            self.interp = Interpreter(model_path=str(self.path), num_threads=self.threads)
+            with native_stderr_muted():  # LiteRT's "Created ... XNNPACK delegate" line
+                self.interp = Interpreter(model_path=str(self.path), num_threads=self.threads)
+                self.interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise EdgekdError(f"cannot load TFLite model {self.path}: {exc}") from None
-        self.interp.allocate_tensors()
         self._in = self.interp.get_input_details()[0]
         self._out = self.interp.get_output_details()[0]
         self._batch = int(self._in["shape"][0])

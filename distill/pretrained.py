@@ -1,0 +1,87 @@
+"""A pretrained teacher when the user brings none: a Keras Applications
+backbone with ImageNet weights, fine-tuned on the user's data, then distilled
+from like any teacher. On a few thousand photos a teacher trained from scratch
+is weak; fine-tuning a pretrained one is what practitioners do instead.
+
+The teacher takes the data's own input (`x * scale + offset`, in [0, 1]) and
+converts it inside the model to what the backbone was trained on (its own
+range, three channels, at least its minimum size), with plain layers (no
+Lambda), so it saves, loads in safe mode and exports like any edgekd model.
+
+Fine-tuning (`fine_tune`): the new head first with the backbone frozen, then the
+whole net at a tenth of the rate, batch-norm statistics kept from ImageNet
+(the backbone runs in inference mode), with the recipe's augmentation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from distill.tfenv import keras
+from edgekd.errors import EdgekdError
+
+
+@dataclass(frozen=True)
+class Backbone:
+    build: str  # keras.applications constructor
+    scale: float  # [0, 1] inputs -> the backbone's range: x * scale + offset
+    offset: float
+    weights_file: str  # the name Keras Applications downloads (for the error message)
+
+
+BACKBONES = {
+    "mobilenet": Backbone("MobileNet", 2.0, -1.0, "mobilenet_1_0_224_tf_no_top.h5"),
+    "mobilenet_v2": Backbone("MobileNetV2", 2.0, -1.0,
+                             "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"),
+    # EfficientNet scales raw 0..255 pixels itself (its own Rescaling and Normalization)
+    "efficientnet_b0": Backbone("EfficientNetB0", 255.0, 0.0, "efficientnetb0_notop.h5"),
+}
+MIN_SIDE = 32  # the smallest input Keras Applications accept
+IMAGENET_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
+
+
+def check_weights(arch: str, weights: str | None) -> None:
+    """Before TensorFlow starts: the weights exist, or can be downloaded now."""
+    if arch not in BACKBONES:
+        return
+    if weights and weights != "imagenet":
+        if not Path(weights).is_file():
+            raise EdgekdError(f"teacher weights {weights} not found")
+        return
+    from distill.data import _online
+    if not _online(IMAGENET_URL):
+        raise EdgekdError(
+            f"the ImageNet weights of {arch} cannot be downloaded (offline?): pass "
+            f"--teacher-weights PATH to a Keras Applications file ({BACKBONES[arch].weights_file})")
+
+
+def build(arch: str, input_shape, num_classes: int, weights: str | None) -> keras.Model:
+    """The backbone (frozen: `fine_tune` thaws it) with a new classification head."""
+    spec = BACKBONES[arch]
+    h, w, c = input_shape
+    size = (max(h, MIN_SIDE), max(w, MIN_SIDE))
+    inp = keras.Input(input_shape)
+    x = keras.layers.Rescaling(spec.scale, spec.offset, name="to_backbone_range")(inp)
+    if c == 1:
+        x = keras.layers.Concatenate(name="gray_to_rgb")([x, x, x])
+    if size != (h, w):
+        x = keras.layers.Resizing(*size, name="to_backbone_size")(x)
+    base = getattr(keras.applications, spec.build)(
+        input_shape=(*size, 3), include_top=False, pooling="avg",
+        weights="imagenet" if weights in (None, "imagenet") else None)
+    if weights not in (None, "imagenet"):
+        try:
+            base.load_weights(weights)
+        except (ValueError, OSError) as exc:
+            raise EdgekdError(f"teacher weights {weights} do not fit {arch} ({str(exc)[:150]}): "
+                              f"pass Keras Applications' {spec.weights_file}") from None
+    base.trainable = False
+    x = base(x, training=False)  # batch-norm statistics stay ImageNet's, also when fine-tuned
+    x = keras.layers.Dropout(0.2)(x)
+    out = keras.layers.Dense(num_classes, name="logits")(x)
+    return keras.Model(inp, out, name=f"{arch}_teacher")
+
+
+def backbone(model: keras.Model) -> keras.Model:
+    return next(layer for layer in model.layers if isinstance(layer, keras.Model))

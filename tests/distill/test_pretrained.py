@@ -1,0 +1,91 @@
+"""A pretrained teacher: a Keras Applications backbone with weights from a
+file (never downloaded in tests), fine-tuned head first, then distilled."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import ROOT, run_cli, small_npz
+
+SHARED_WEIGHTS = ROOT.parent / "shared" / "data" / "pretrained" / "mobilenet_1_0_224_tf_no_top.h5"
+
+
+def _bn_moving_means(model) -> dict[str, np.ndarray]:
+    return {w.name.split("/")[-2]: w.numpy() for w in model.weights if "moving_mean" in w.name}
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    """MobileNet v1 (alpha 1) weights in Keras Applications' no-top layout, with
+    moving means that ImageNet training would not leave at 0."""
+    from distill.tfenv import keras
+    keras.utils.set_random_seed(0)
+    base = keras.applications.MobileNet(input_shape=(32, 32, 3), include_top=False,
+                                        pooling="avg", weights=None)
+    rng = np.random.default_rng(0)
+    for w in base.weights:
+        if "moving_mean" in w.name:
+            w.assign(rng.normal(0, 0.1, w.shape).astype(np.float32))
+    path = tmp_path_factory.mktemp("weights") / "mobilenet_no_top.h5"
+    base.save_weights(path)
+    return path, _bn_moving_means(base)
+
+
+def test_offline_imagenet_fails_in_seconds(tmp_path, monkeypatch):
+    from distill import data
+    monkeypatch.setattr(data, "_online", lambda url, timeout=4.0: False)
+    npz = small_npz(tmp_path / "d.npz")
+    proc = run_cli("distill", "--data", str(npz), "--out", str(tmp_path / "a"),
+                   "--teacher-arch", "mobilenet")
+    assert proc.returncode == 2
+    assert ("the ImageNet weights of mobilenet cannot be downloaded (offline?): pass "
+            "--teacher-weights PATH to a Keras Applications file "
+            "(mobilenet_1_0_224_tf_no_top.h5)") in proc.stderr
+    assert not (tmp_path / "a").exists()
+
+
+def test_weights_are_loaded_and_the_teacher_fine_tuned(tmp_path, weights):
+    path, means = weights
+    npz = small_npz(tmp_path / "d.npz")  # 12x12 RGB: the teacher upsizes to 32 inside
+    out = tmp_path / "art"
+    proc = run_cli("distill", "--data", str(npz), "--out", str(out), "--preset", "quick",
+                   "--teacher-arch", "mobilenet", "--teacher-weights", str(path),
+                   "--teacher-epochs", "3", "--student-arch", "tiny_student", "--epochs", "1",
+                   "--no-scratch", "--batch-size", "64", "--quiet")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    report = json.loads((out / "train_report.json").read_text())
+    t = report["models"]["teacher"]
+    assert t["source"] == f"mobilenet, weights {path}" and len(t["epochs"]) == 3
+    assert t["accuracy"] > 1 / 3  # learnt something from 600 images in 3 short epochs
+    from distill.pretrained import backbone
+    from distill.safe_load import load
+    teacher = load(out / "teacher.keras", "teacher")
+    got = _bn_moving_means(backbone(teacher))
+    assert got.keys() == means.keys()
+    for name, value in means.items():  # loaded, and kept: the backbone ran in inference mode
+        np.testing.assert_array_equal(got[name], value)
+    assert not (out / "teacher_head.keras").exists()
+    assert teacher.input_shape[1:] == (12, 12, 3)
+
+
+def test_weights_that_do_not_fit(tmp_path):
+    from distill.pretrained import build
+    from edgekd.errors import EdgekdError
+    bad = tmp_path / "w.h5"
+    bad.write_bytes(b"not hdf5")
+    with pytest.raises(EdgekdError, match="teacher weights .* do not fit mobilenet"):
+        build("mobilenet", (32, 32, 3), 3, str(bad))
+
+
+@pytest.mark.data
+def test_the_shared_imagenet_weights_load():
+    """../shared's ImageNet MobileNet file (make test-extra): loads into the teacher."""
+    from distill.pretrained import backbone, build
+    model = build("mobilenet", (96, 96, 3), 10, str(SHARED_WEIGHTS))
+    first = backbone(model).get_layer("conv1").get_weights()[0]
+    assert first.shape == (3, 3, 3, 32) and float(np.abs(first).mean()) > 0.01
+    assert Path(SHARED_WEIGHTS).stat().st_size > 10_000_000
