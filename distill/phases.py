@@ -41,6 +41,8 @@ class Phase:
     epochs: int
     lr: float
     schedule: str | None = None  # None: the config's
+    optimizer: str | None = None  # None: the config's (adam | sgd)
+    weight_decay: float | None = None  # None: the config's
     seed_offset: int = 2  # initial weights from seed + offset (the teacher's: 0)
     callbacks: tuple = ()
     finish: Callable[[keras.Model], keras.Model] = _same  # e.g. strip pruning wrappers
@@ -95,10 +97,13 @@ def soft(cfg: DistillConfig) -> bool:
     return bool(cfg.label_smoothing or cfg.mixup)
 
 
-def optimizer(cfg: DistillConfig, lr: float, epochs: int, train_ds, schedule: str | None = None):
+def optimizer(cfg: DistillConfig, phase: Phase, train_ds):
+    """The phase's optimizer: its own settings where it has them, else the config's."""
     steps = int(train_ds.cardinality())
-    return make_optimizer(cfg.optimizer, lr, schedule or cfg.schedule, cfg.weight_decay,
-                          max(1, epochs * steps), int(cfg.warmup_epochs * steps))
+    wd = cfg.weight_decay if phase.weight_decay is None else phase.weight_decay
+    return make_optimizer(phase.optimizer or cfg.optimizer, phase.lr,
+                          phase.schedule or cfg.schedule, wd, max(1, phase.epochs * steps),
+                          int(cfg.warmup_epochs * steps))
 
 
 @dataclass
@@ -121,8 +126,7 @@ class Session:
             keras.utils.set_random_seed(self.cfg.seed + phase.seed_offset)
             model = phase.make()
             data = self.data.distill() if phase.distilled else self.data.plain
-            trainer = self._trainer(model, phase.distilled, optimizer(
-                self.cfg, phase.lr, phase.epochs, data, phase.schedule))
+            trainer = self._trainer(model, phase.distilled, optimizer(self.cfg, phase, data))
             log = run_phase(phase.role, trainer, data, phase.epochs, self.work, self.verbose,
                             list(phase.callbacks), chief=self.chief)
             model = phase.finish(model)

@@ -8,9 +8,10 @@ converts it inside the model to what the backbone was trained on (its own
 range, three channels, at least its minimum size), with plain layers (no
 Lambda), so it saves, loads in safe mode and exports like any edgekd model.
 
-Fine-tuning (`fine_tune`): the new head first with the backbone frozen, then the
-whole net at a tenth of the rate, batch-norm statistics kept from ImageNet
-(the backbone runs in inference mode), with the recipe's augmentation.
+Fine-tuning (distill.run): the new head first with the backbone frozen, then
+the whole net, with Adam at 1e-3 and then 1e-5 (Keras' transfer-learning
+recipe), batch-norm statistics kept from ImageNet (the backbone runs in
+inference mode), and the preset's augmentation.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ BACKBONES = {
     "efficientnet_b0": Backbone("EfficientNetB0", 255.0, 0.0, "efficientnetb0_notop.h5"),
 }
 MIN_SIDE = 32  # the smallest input Keras Applications accept
+HEAD_LR, FINE_TUNE_LR = 1e-3, 1e-5  # Adam: the new head, then the whole net
 IMAGENET_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
 
 

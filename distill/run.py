@@ -81,19 +81,24 @@ def _teacher(session: Session) -> tuple[teachers.Teacher, dict]:
 
 def _fine_tuned_teacher(session: Session) -> tuple[teachers.Teacher, dict]:
     """A pretrained backbone: its new head first (a third of the teacher epochs,
-    backbone frozen), then the whole net at a tenth of the rate."""
+    backbone frozen), then the whole net. Both with Keras' transfer-learning
+    rates, Adam at 1e-3 then 1e-5, not the preset's: SGD at the default preset's
+    0.1 blew the head's logits up, and the thawed backbone then collapsed to
+    chance (sign-digits photos, docs/results/sign_digits.md)."""
     cfg, ds, pre = session.cfg, session.ds, session.ds.preprocessing
     head_epochs = max(1, cfg.teacher_epochs // 3)
     head, head_log = session.train(Phase(
         "teacher_head", lambda: pretrained.build(cfg.teacher_arch, pre.input_shape,
                                                  len(ds.labels), cfg.teacher_weights),
-        False, head_epochs, cfg.learning_rate, seed_offset=0, save_as="teacher_head.keras"))
+        False, head_epochs, pretrained.HEAD_LR, schedule="constant", optimizer="adam",
+        weight_decay=0.0, seed_offset=0, save_as="teacher_head.keras"))
 
     def thawed():
         pretrained.backbone(head).trainable = True
         return head
-    model, log = session.train(Phase(TEACHER, thawed, False, cfg.teacher_epochs - head_epochs,
-                                     cfg.learning_rate / 10, seed_offset=0))
+    model, log = session.train(Phase(
+        TEACHER, thawed, False, cfg.teacher_epochs - head_epochs, pretrained.FINE_TUNE_LR,
+        schedule="constant", optimizer="adam", weight_decay=0.0, seed_offset=0))
     info = {"trained": True, "epochs": head_log + log,
             "source": f"{cfg.teacher_arch}, weights {cfg.teacher_weights or 'imagenet'}"}
     return teachers.from_keras(model, pre, info["source"]), info
