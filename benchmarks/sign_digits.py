@@ -95,7 +95,7 @@ def document(results: dict, a) -> str:
         f"training and {first['n_test']} held-out photos (10 % of the class folders), "
         f"{a.image_size} px, default preset; pretrained teacher: MobileNet v1 with ImageNet "
         f"weights ({Path(a.weights).name}), fine-tuned: its head for a third of the teacher "
-        "epochs, then the whole net at a tenth of the rate; that run trains without XLA, "
+        "epochs (Adam 1e-3), then the whole net (Adam 1e-5); that run trains without XLA, "
         "which slows depthwise convolutions on CPU. The scratch student is the first run's "
         f"(same split, seed and init). Machine: {m['cpu']}, {m['cores']} cores; tensorflow "
         f"{v.get('tensorflow')}.", "", *rows, "", *stages, ""])
