@@ -11,11 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import tensorflow_model_optimization as tfmot  # noqa: E402  (after tfenv: Keras 2)
 
 from distill.tfenv import keras
 from edgekd.errors import EdgekdError, first_line
-from edgekd.roles import QAT_ROLES, model_file  # noqa: F401 (distill's door for export)
+
+# isort: split
+# After distill.tfenv, which selects Keras 2: tfmot does not work under Keras 3.
+import tensorflow_model_optimization as tfmot  # noqa: E402
 
 
 def _unsupported(exc: Exception, model: keras.Model) -> EdgekdError:

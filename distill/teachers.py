@@ -30,7 +30,7 @@ from typing import Callable
 import numpy as np
 
 from distill import safe_load
-from distill.tfenv import keras, tf
+from distill.tfenv import tf
 from edgekd.errors import EdgekdError, first_line
 from edgekd.preprocess import Preprocessing
 
@@ -247,4 +247,4 @@ def load(paths: tuple[str, ...], pre: Preprocessing, labels: list[str], scale=No
     return members[0] if len(members) == 1 else Ensemble(members)
 
 
-__all__ = ["Contract", "Ensemble", "KINDS", "Teacher", "from_keras", "keras", "kind_of", "load"]
+__all__ = ["Contract", "Ensemble", "KINDS", "Teacher", "from_keras", "kind_of", "load"]
