@@ -1,7 +1,8 @@
 # edgekd: distill -> export -> bench. Every target creates .venv when missing.
 # Variables: DATA (cifar10 | fashion_mnist | image folder | .npz), PRESET
 # (default | latency | seed | quick), OUT (artifacts folder), TEACHER (bring your own),
-# FORMATS (subset of the format table), THREADS, TARGET (remote board).
+# FORMATS (subset of the format table), THREADS, TARGET (remote board), IMAGE_SIZE
+# (training size; default: the data's median shorter side, at most 128).
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -16,8 +17,9 @@ THREADS ?= 1,all
 BENCH_ARGS ?=
 TARGET ?=
 DISTILL_ARGS ?=
+IMAGE_SIZE ?=
 
-distill_flags = --data "$(DATA)" --preset $(PRESET) --out "$(OUT)" $(foreach t,$(TEACHER),--teacher "$(t)") $(DISTILL_ARGS)
+distill_flags = --data "$(DATA)" --preset $(PRESET) --out "$(OUT)" $(foreach t,$(TEACHER),--teacher "$(t)") $(if $(IMAGE_SIZE),--image-size $(IMAGE_SIZE)) $(DISTILL_ARGS)
 format_flags  = $(if $(FORMATS),--formats $(FORMATS))
 
 .PHONY: lint help venv edge-model distill distill-multiworker export bench report test test-extra test-all test-arm bench-seed bench-default bench-teachers bench-latency bench-zoo bench-ablation bench-multiworker bench-overhead clean

@@ -5,8 +5,9 @@ each file's top classes with probabilities. TF-free: what a board runs.
 
 Without --artifact it runs the file bench chose for this machine (bench.json),
 else the full-int8 TFLite student. Images get the training preprocessing that
-manifest.json records: converted to its channels, resized to its size with
-the same (bilinear) filter distill used, then `x * scale + offset`. The models
+manifest.json records: converted to its channels, brought to its size by its
+resize policy (crop, pad or stretch; edgekd.preprocess.fit_image, the code
+distill used), then `x * scale + offset`. The models
 output logits; probabilities are their softmax.
 """
 
@@ -22,7 +23,7 @@ import numpy as np
 from edgekd import manifest as mf
 from edgekd.errors import EdgekdError, OneLineParser, run_cli
 from edgekd.files import inside
-from edgekd.preprocess import Preprocessing
+from edgekd.preprocess import Preprocessing, load_image
 
 FALLBACK = "student_tflite_int8"
 
@@ -57,20 +58,6 @@ def chosen(folder: Path, name: str | None = None) -> Deployable:
     path = mf.verify_file(folder, arts[name], name)
     return Deployable(name, path, why, tuple(manifest["dataset"]["labels"]),
                       Preprocessing.from_dict(manifest["preprocessing"]))
-
-
-def load_image(path: Path, pre: Preprocessing) -> np.ndarray:
-    """One image file as the model's uint8 input (H, W, C)."""
-    from PIL import Image, UnidentifiedImageError
-    try:
-        with Image.open(path) as opened:
-            im = opened.convert("L" if pre.channels == 1 else "RGB")
-            if im.size != (pre.width, pre.height):
-                im = im.resize((pre.width, pre.height), Image.Resampling.BILINEAR)
-            arr = np.asarray(im, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError) as exc:
-        raise EdgekdError(f"cannot decode image {path}: {exc}") from None
-    return arr.reshape(pre.height, pre.width, pre.channels)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

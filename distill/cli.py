@@ -42,7 +42,11 @@ def parser() -> OneLineParser:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--learning-rate", type=float)
     p.add_argument("--train-subset", type=int, help="use only N training images")
-    p.add_argument("--image-size", type=int, help="resize images to N x N")
+    p.add_argument("--image-size", type=int, help="train at N x N (default: the data's median "
+                   "shorter side, at most 128; a folder of one size up to 128 keeps it)")
+    p.add_argument("--resize", choices=("crop", "pad", "stretch"),
+                   help="photos of another shape: crop (shorter side to N, centre crop; "
+                   "default), pad (longer side to N, black borders) or stretch")
     p.add_argument("--val-split", type=float,
                    help="held-out fraction for image folders without test/ (default 0.1)")
     p.add_argument("--calib-size", type=int)

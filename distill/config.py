@@ -9,6 +9,7 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 
 from edgekd.errors import EdgekdError
+from edgekd.preprocess import RESIZE_POLICIES
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,9 @@ class DistillConfig:
     loss: str = "kl"  # kl: Hinton's softened KL at T; mse: matching logits (its T -> inf limit)
     train_subset: int | None = None  # first N shuffled training images (smoke runs)
     val_split: float = 0.1  # only for image folders without a test/ folder
-    image_size: int | None = None  # resize square; None: the data's own size
+    image_size: int | None = None  # square training size; None: chosen from the data
+    # (distill.photos: the median shorter side, at most 128)
+    resize: str = "crop"  # crop | pad | stretch: photos of other shapes (edgekd.preprocess)
     calib_size: int = 500
     seed: int = 42
     qat_epochs: int = 0  # > 0: quantization-aware distillation after the float one
@@ -48,7 +51,7 @@ class DistillConfig:
     schedule: str = "constant"  # constant | onecycle (warm-up, then cosine to 0)
     warmup_epochs: float = 1.0  # one-cycle warm-up length
     weight_decay: float = 0.0  # decoupled: each step multiplies weights by 1 - lr * wd
-    augment: bool = False  # random 4-pixel-padded crops and flips
+    augment: bool = False  # random padded crops (recipe.crop_pad) and flips
     teacher_cache_views: int = 0  # > 0: V cached augmented views with teacher logits
     teacher_cache_mirror: bool = False  # also cache each view mirrored; logits averaged
     # Soft hard-label targets (recipe.soft_targets), for every phase that trains:
@@ -133,8 +136,11 @@ class DistillConfig:
         if self.strategy not in ("default", "mirrored", "multiworker"):
             raise EdgekdError(f"strategy must be default, mirrored or multiworker, "
                               f"got {self.strategy!r}")
-        if self.image_size is not None and self.image_size < 8:
-            raise EdgekdError(f"image size must be >= 8, got {self.image_size}")
+        if self.image_size is not None and not 8 <= self.image_size <= 1024:
+            raise EdgekdError(f"image size must be in [8, 1024], got {self.image_size}")
+        if self.resize not in RESIZE_POLICIES:
+            raise EdgekdError(f"resize must be one of {', '.join(RESIZE_POLICIES)}, "
+                              f"got {self.resize!r}")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import gzip
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from distill import photos
 from edgekd.errors import EdgekdError
 from edgekd.preprocess import Preprocessing
 
@@ -25,7 +25,6 @@ CIFAR10_LABELS = ["airplane", "automobile", "bird", "cat", "deer",
 FASHION_LABELS = ["t-shirt/top", "trouser", "pullover", "dress", "coat",
                   "sandal", "shirt", "sneaker", "bag", "ankle boot"]
 FASHION_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 
 
 @dataclass
@@ -36,11 +35,12 @@ class DataSet:
     x_test: np.ndarray
     y_test: np.ndarray
     labels: list[str]
+    resize: str = "crop"  # how photos of other shapes became x (edgekd.preprocess)
 
     @property
     def preprocessing(self) -> Preprocessing:
         _, h, w, c = self.x_train.shape
-        return Preprocessing(height=h, width=w, channels=c)
+        return Preprocessing(height=h, width=w, channels=c, resize=self.resize)
 
 
 def preflight(source: str) -> None:
@@ -55,7 +55,7 @@ def preflight(source: str) -> None:
 
 
 def load_dataset(source: str, image_size: int | None = None, val_split: float = 0.1,
-                 seed: int = 42) -> DataSet:
+                 seed: int = 42, resize: str = "crop") -> DataSet:
     if source == "cifar10":
         ds = _cifar10()
     elif source == "fashion_mnist":
@@ -63,14 +63,15 @@ def load_dataset(source: str, image_size: int | None = None, val_split: float = 
     elif source.endswith(".npz"):
         ds = _npz(Path(source))
     elif Path(source).is_dir():
-        ds = _folder(Path(source), image_size, val_split, seed)
+        ds = _folder(Path(source), image_size, val_split, seed, resize)
     else:
         raise EdgekdError(
             f"unknown data source {source!r}: use cifar10, fashion_mnist, an image folder "
             "(DIR/train/<class>/*.jpg) or an .npz with x_train, y_train, x_test, y_test")
     if image_size and ds.x_train.shape[1:3] != (image_size, image_size):
-        ds.x_train = _resize(ds.x_train, image_size)
-        ds.x_test = _resize(ds.x_test, image_size)
+        ds.x_train = photos.resize_array(ds.x_train, image_size, resize)
+        ds.x_test = photos.resize_array(ds.x_test, image_size, resize)
+    ds.resize = resize
     _check(ds)
     return ds
 
@@ -216,64 +217,29 @@ def _npz(path: Path) -> DataSet:
                    _as_nhwc_uint8(arrays["x_test"], f"{path} x_test"), yte, labels)
 
 
-def _class_files(root: Path) -> dict[str, list[Path]]:
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
-    files = {c: sorted(f for f in (root / c).iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
-             for c in classes}
-    files = {c: fs for c, fs in files.items() if fs}
-    if len(files) < 2:
-        raise EdgekdError(f"{root}: expected at least 2 class folders with .jpg/.png images, "
-                          f"found {len(files)}")
-    return files
-
-
-def _decode(path: Path, mode: str | None, size: tuple[int, int] | None) -> np.ndarray:
-    from PIL import Image, UnidentifiedImageError
-    try:
-        with Image.open(path) as im:
-            im = im.convert(mode or ("L" if im.mode in ("L", "1", "I;16") else "RGB"))
-            if size and im.size != (size[1], size[0]):
-                im = im.resize((size[1], size[0]), Image.BILINEAR)
-            arr = np.asarray(im, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise EdgekdError(f"cannot decode image {path}: {exc}") from None
-    return arr[..., None] if arr.ndim == 2 else arr
-
-
-def _read_split(files: dict[str, list[Path]], labels: list[str], mode: str,
-                size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    paths = [(p, labels.index(c)) for c in labels for p in files.get(c, [])]
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        images = list(pool.map(lambda pc: _decode(pc[0], mode, size), paths))
-    return np.stack(images), np.array([c for _, c in paths], dtype=np.int64)
-
-
-def _folder(root: Path, image_size: int | None, val_split: float, seed: int) -> DataSet:
+def _folder(root: Path, image_size: int | None, val_split: float, seed: int,
+            resize: str) -> DataSet:
     has_split = (root / "train").is_dir()
-    train_files = _class_files(root / "train" if has_split else root)
+    train_files = photos.class_files(root / "train" if has_split else root)
     labels = list(train_files)
-    first = _decode(next(iter(train_files.values()))[0], None, None)
-    mode = "L" if first.shape[-1] == 1 else "RGB"
-    size = (image_size, image_size) if image_size else first.shape[:2]
-    x, y = _read_split(train_files, labels, mode, size)
-    if has_split and (root / "test").is_dir():
-        test_files = _class_files(root / "test")
-        extra = set(test_files) - set(labels)
-        if extra:
-            raise EdgekdError(f"{root}/test has classes not in train: {sorted(extra)}")
-        xte, yte = _read_split(test_files, labels, mode, size)
+    test_files = photos.class_files(root / "test") if has_split and (root / "test").is_dir() \
+        else {}
+    extra = set(test_files) - set(labels)
+    if extra:
+        raise EdgekdError(f"{root}/test has classes not in train: {sorted(extra)}")
+    train = [(p, labels.index(c)) for c in labels for p in train_files[c]]
+    test = [(p, labels.index(c)) for c in labels for p in test_files.get(c, [])]
+    size, mode, chosen = photos.choose_size([p for p, _ in train + test], image_size)
+    print(f"[distill] {root.name}: {chosen}", flush=True)
+    x = photos.decode([p for p, _ in train], size, mode, resize, "training")
+    y = np.array([c for _, c in train], dtype=np.int64)
+    if test:
+        xte = photos.decode([p for p, _ in test], size, mode, resize, "test")
         order = np.random.default_rng(seed).permutation(len(xte))  # not class by class
-        xte, yte = xte[order], yte[order]
+        xte, yte = xte[order], np.array([c for _, c in test], dtype=np.int64)[order]
     else:  # class folders only: hold out a stratification-free random split
         order = np.random.default_rng(seed).permutation(len(x))
         n_val = max(1, int(round(len(x) * val_split)))
         te, tr = order[:n_val], order[n_val:]
         x, y, xte, yte = x[tr], y[tr], x[te], y[te]
-    return DataSet(root.name, x, y, xte, yte, labels)
-
-
-def _resize(x: np.ndarray, size: int) -> np.ndarray:
-    from distill.tfenv import tf
-    out = [tf.image.resize(x[i:i + 1024], (size, size), antialias=True)
-           for i in range(0, len(x), 1024)]
-    return np.clip(np.round(np.concatenate(out)), 0, 255).astype(np.uint8)
+    return DataSet(root.name, x, y, xte, yte, labels, resize)

@@ -29,17 +29,22 @@ import numpy as np
 from distill.tfenv import keras, tf
 from edgekd.preprocess import Preprocessing
 
-PAD = 4  # crop padding, as in He et al. (2016) for CIFAR
+def crop_pad(h: int, w: int) -> int:
+    """Crop padding: 4 px at 32 px, as in He et al. (2016) for CIFAR, scaled
+    with the image (an eighth of the shorter side), so that a 128 px photo
+    shifts by the same fraction of itself as a 32 px one, not by 1 %."""
+    return max(1, round(min(h, w) / 8))
 
 
 def augment_batch(images: tf.Tensor) -> tf.Tensor:
-    """Random crop (zero padding of PAD pixels) and left-right flip, a different
-    one per image, on a whole batch at once: two batched gathers (rows, then
-    columns) pick each image's window, so the crop is exact."""
+    """Random crop (zero padding of crop_pad pixels) and left-right flip, a
+    different one per image, on a whole batch at once: two batched gathers
+    (rows, then columns) pick each image's window, so the crop is exact."""
     n, h, w = tf.shape(images)[0], images.shape[1], images.shape[2]
-    padded = tf.pad(images, [[0, 0], [PAD, PAD], [PAD, PAD], [0, 0]])
-    oy = tf.random.uniform([n, 1], 0, 2 * PAD + 1, dtype=tf.int32)
-    ox = tf.random.uniform([n, 1], 0, 2 * PAD + 1, dtype=tf.int32)
+    pad = crop_pad(h, w)
+    padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
+    oy = tf.random.uniform([n, 1], 0, 2 * pad + 1, dtype=tf.int32)
+    ox = tf.random.uniform([n, 1], 0, 2 * pad + 1, dtype=tf.int32)
     rows = tf.gather(padded, oy + tf.range(h)[None, :], axis=1, batch_dims=1)
     crops = tf.gather(rows, ox + tf.range(w)[None, :], axis=2, batch_dims=1)
     return tf.image.random_flip_left_right(crops)
@@ -48,9 +53,10 @@ def augment_batch(images: tf.Tensor) -> tf.Tensor:
 def augment_numpy(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """The same crop+flip on uint8 arrays (for the cached teacher views)."""
     n, h, w = x.shape[:3]
-    padded = np.pad(x, [(0, 0), (PAD, PAD), (PAD, PAD), (0, 0)])
-    oy = rng.integers(0, 2 * PAD + 1, n)
-    ox = rng.integers(0, 2 * PAD + 1, n)
+    pad = crop_pad(h, w)
+    padded = np.pad(x, [(0, 0), (pad, pad), (pad, pad), (0, 0)])
+    oy = rng.integers(0, 2 * pad + 1, n)
+    ox = rng.integers(0, 2 * pad + 1, n)
     rows = (oy[:, None] + np.arange(h))[:, :, None]
     cols = (ox[:, None] + np.arange(w))[:, None, :]
     out = padded[np.arange(n)[:, None, None], rows, cols]

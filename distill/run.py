@@ -167,7 +167,7 @@ def run(cfg: DistillConfig, out: str | Path, verbose: int | None = None) -> dict
     if chief and finish_complete(out, cfg.to_json()):  # killed while being moved into place
         return read_json(out / "train_report.json", "train report")
     _check_models(cfg)
-    ds = load_dataset(cfg.data, cfg.image_size, cfg.val_split, cfg.seed)
+    ds = load_dataset(cfg.data, cfg.image_size, cfg.val_split, cfg.seed, cfg.resize)
     work = open_work(out, cfg.to_json(), chief)
     try:
         with strategy.scope():
@@ -248,7 +248,7 @@ def add_scratch(out: str | Path, verbose: int | None = None) -> dict:
                   scratch=True, strategy="default")
     verbose = verbose if verbose is not None else (1 if sys.stdout.isatty() else 2)
     t0 = time.perf_counter()
-    ds = load_dataset(cfg.data, cfg.image_size, cfg.val_split, cfg.seed)
+    ds = load_dataset(cfg.data, cfg.image_size, cfg.val_split, cfg.seed, cfg.resize)
     (x_tr, y_tr), _, plain = _training_data(cfg, ds)  # the run's own subset and shuffles
     work = open_work(out, cfg.to_json(), suffix=".scratch.partial")  # an interrupted run resumes
     session = Session(cfg, ds, work, StudentData(cfg, ds, None, plain, x_tr, y_tr), verbose)

@@ -22,7 +22,7 @@ from edgekd.preprocess import Preprocessing
 def make_dataset(x: np.ndarray, y: np.ndarray, pre: Preprocessing, batch_size: int,
                  shuffle: bool, seed: int, augment: bool = False) -> tf.data.Dataset:
     """uint8 arrays -> batched, scaled, prefetched tf.data pipeline; `augment`
-    adds random 4-pixel-padded crops and horizontal flips, per image."""
+    adds random padded crops (recipe.crop_pad) and horizontal flips, per image."""
     scale, offset = np.float32(pre.scale), np.float32(pre.offset)
     ds = tf.data.Dataset.from_tensor_slices((x, y))
     if shuffle:

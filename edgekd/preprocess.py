@@ -4,7 +4,14 @@ distill decides it, writes it into config.json / the artifacts, export copies
 it into manifest.json and bench applies it from there: nobody guesses scaling.
 Images are stored as uint8 at the model's input size (resizing happens once,
 when the data set is loaded), so preprocessing at inference time is only
-`x * scale + offset` in float32.
+`x * scale + offset` in float32. How a photo of another size or shape becomes
+that input is the `resize` policy, applied by `fit_image` in training (distill),
+in bench.predict and in the documented on-device code alike:
+
+- `crop` (default): scale so the shorter side fits, then cut the centre; no
+  distortion, loses the long side's margins (what ImageNet evaluation does);
+- `pad`: scale so the longer side fits, centre on black; keeps everything;
+- `stretch`: resize to the target, distorting the aspect ratio.
 """
 
 from __future__ import annotations
@@ -14,6 +21,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from edgekd.errors import EdgekdError
+
+RESIZE_POLICIES = ("crop", "pad", "stretch")
 
 
 @dataclass(frozen=True)
@@ -25,6 +34,7 @@ class Preprocessing:
     offset: float = 0.0
     layout: str = "NHWC"
     stored_dtype: str = "uint8"
+    resize: str = "crop"
 
     def __post_init__(self) -> None:
         ints, nums = (self.height, self.width, self.channels), (self.scale, self.offset)
@@ -39,6 +49,9 @@ class Preprocessing:
                 " (need positive size and 1 or 3 channels)")
         if self.layout != "NHWC":
             raise EdgekdError(f"unsupported layout {self.layout!r}: only NHWC")
+        if self.resize not in RESIZE_POLICIES:
+            raise EdgekdError(f"unknown resize policy {self.resize!r}: use "
+                              f"{', '.join(RESIZE_POLICIES)}")
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -69,6 +82,34 @@ class Preprocessing:
             return cls(**d)
         except TypeError as exc:
             raise EdgekdError(f"invalid preprocessing record {d!r}: {exc}") from None
+
+
+def fit_image(image, height: int, width: int, policy: str):
+    """A PIL image -> `height` x `width` by `policy` (see the module docstring);
+    bilinear, which PIL antialiases when shrinking. The one resize of edgekd."""
+    from PIL import Image, ImageOps
+    if image.size == (width, height):
+        return image
+    bilinear = Image.Resampling.BILINEAR
+    if policy == "crop":
+        return ImageOps.fit(image, (width, height), bilinear)
+    if policy == "pad":
+        return ImageOps.pad(image, (width, height), bilinear, color=0)
+    if policy == "stretch":
+        return image.resize((width, height), bilinear)
+    raise EdgekdError(f"unknown resize policy {policy!r}: use {', '.join(RESIZE_POLICIES)}")
+
+
+def load_image(path, pre: Preprocessing) -> np.ndarray:
+    """One image file as the model's uint8 input (H, W, C), by `pre`'s policy."""
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with Image.open(path) as opened:
+            im = opened.convert("L" if pre.channels == 1 else "RGB")
+            arr = np.asarray(fit_image(im, pre.height, pre.width, pre.resize), dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise EdgekdError(f"cannot decode image {path}: {exc}") from None
+    return arr.reshape(pre.height, pre.width, pre.channels)
 
 
 def spread_indices(n: int, k: int | None) -> np.ndarray:

@@ -90,7 +90,7 @@ def test_default_teacher_is_the_pooled_one_macs_by_hand():
         assert m.count_params() <= SEED_STUDENT[0]
 
 
-def _crops_of(image: np.ndarray, pad: int = 4) -> list[np.ndarray]:
+def _crops_of(image: np.ndarray, pad: int) -> list[np.ndarray]:
     padded = np.pad(image, [(pad, pad), (pad, pad), (0, 0)])
     h, w = image.shape[:2]
     out = []
@@ -101,14 +101,16 @@ def _crops_of(image: np.ndarray, pad: int = 4) -> list[np.ndarray]:
     return out
 
 
-def test_augment_batch_gives_exact_padded_crops_or_their_mirror():
+@pytest.mark.parametrize("shape,pad", [((12, 10), 1), ((32, 32), 4), ((48, 64), 6)])
+def test_augment_batch_gives_exact_padded_crops_or_their_mirror(shape, pad):
+    """The padding scales with the image: an eighth of the shorter side."""
     rng = np.random.default_rng(0)
-    x = rng.integers(0, 255, (16, 12, 10, 3)).astype(np.float32)
+    x = rng.integers(0, 255, (8, *shape, 3)).astype(np.float32)
     tf.random.set_seed(1)
     y = augment_batch(tf.constant(x)).numpy()
     assert y.shape == x.shape
     for orig, got in zip(x, y):
-        assert any(np.array_equal(got, c) for c in _crops_of(orig)), "not an exact crop"
+        assert any(np.array_equal(got, c) for c in _crops_of(orig, pad)), "not an exact crop"
     assert not all(np.array_equal(a, b) for a, b in zip(x, y))  # something moved
 
 
@@ -118,9 +120,9 @@ def test_augment_numpy_matches_the_same_rule_and_keeps_uint8():
     y = augment_numpy(x, np.random.default_rng(5))
     assert y.dtype == np.uint8 and y.shape == x.shape
     for orig, got in zip(x, y):
-        assert any(np.array_equal(got, c) for c in _crops_of(orig))
-    flips = sum(any(np.array_equal(got, c) for c in _crops_of(orig)[1::2])
-                and not any(np.array_equal(got, c) for c in _crops_of(orig)[0::2])
+        assert any(np.array_equal(got, c) for c in _crops_of(orig, 1))  # 8 px: 1 px padding
+    flips = sum(any(np.array_equal(got, c) for c in _crops_of(orig, 1)[1::2])
+                and not any(np.array_equal(got, c) for c in _crops_of(orig, 1)[0::2])
                 for orig, got in zip(x, y))
     assert 4 <= flips <= 28  # about half are mirrored
 
@@ -163,7 +165,7 @@ def test_cached_views_hold_the_teachers_logits_for_the_images_they_yield():
         for img, lab in zip(images.numpy(), labels.numpy()):  # the label follows its image
             k = next(i for i in range(40) if any(
                 np.allclose(img, c.astype(np.float32) * pre.scale + pre.offset)
-                for c in _crops_of(x[i])))
+                for c in _crops_of(x[i], 1)))
             assert lab == y[k]
         seen += len(labels)
     assert seen == 40

@@ -44,7 +44,7 @@ def test_artifact_contents(tiny_artifacts):
     assert (tiny_artifacts / "labels.txt").read_text().splitlines()[9] == "ankle boot"
     pre = json.loads((tiny_artifacts / "preprocessing.json").read_text())
     assert pre == {"height": 28, "width": 28, "channels": 1, "scale": 1 / 255, "offset": 0.0,
-                   "layout": "NHWC", "stored_dtype": "uint8"}
+                   "layout": "NHWC", "stored_dtype": "uint8", "resize": "crop"}
 
 
 def _epochs_logged(path):
