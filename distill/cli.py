@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
-from edgekd.errors import OneLineParser, run_cli
+from edgekd.errors import EdgekdError, OneLineParser, run_cli
 
 
 def parser() -> OneLineParser:
@@ -42,6 +42,9 @@ def parser() -> OneLineParser:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--learning-rate", type=float)
     p.add_argument("--train-subset", type=int, help="use only N training images")
+    p.add_argument("--student-macs", type=float, help="MACs budget per image (e.g. 10e6): "
+                   "the widest edge_res_x<w>_s<stride> student within it at the training size; "
+                   "replaces --student-arch")
     p.add_argument("--image-size", type=int, help="train at N x N (default: the data's median "
                    "shorter side, at most 128; a folder of one size up to 128 keeps it)")
     p.add_argument("--resize", choices=("crop", "pad", "stretch"),
@@ -90,6 +93,9 @@ def parser() -> OneLineParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = vars(parser().parse_args(argv))
     out, preset, quiet = args.pop("out"), args.pop("preset"), args.pop("quiet")
+    if args.get("student_macs") is not None and args.get("student_arch"):
+        raise EdgekdError("--student-macs picks the student's architecture: pass it or "
+                          "--student-arch, not both")
     from distill.config import resolve  # cheap; fails on bad values before TF loads
     cfg = resolve(preset, **args)
     from distill.data import preflight

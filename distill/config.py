@@ -18,6 +18,8 @@ class DistillConfig:
     preset: str = "seed"
     teacher_arch: str = "seed_teacher"
     student_arch: str = "seed_student"
+    student_macs: float | None = None  # budget: student_arch becomes the widest
+    # edge_res_x<w>_s<stride> within it at the training size (distill.sizing)
     # Bring your own teacher (not retrained): a file or folder, or a list of them
     # (an ensemble); any kind distill.teachers reads.
     teacher_path: str | list[str] | None = None
@@ -138,6 +140,13 @@ class DistillConfig:
                               f"got {self.strategy!r}")
         if self.image_size is not None and not 8 <= self.image_size <= 1024:
             raise EdgekdError(f"image size must be in [8, 1024], got {self.image_size}")
+        if self.student_macs is not None and not (math.isfinite(self.student_macs)
+                                                  and self.student_macs >= 1e5):
+            raise EdgekdError(f"--student-macs must be a number of multiply-accumulates >= 1e5 "
+                              f"(e.g. 10e6), got {self.student_macs}")
+        if self.student_macs is not None and self.student_path:
+            raise EdgekdError("--student-macs picks a student; it cannot size a supplied "
+                              "--student model")
         if self.resize not in RESIZE_POLICIES:
             raise EdgekdError(f"resize must be one of {', '.join(RESIZE_POLICIES)}, "
                               f"got {self.resize!r}")

@@ -7,7 +7,7 @@ from typing import Callable
 
 from distill import safe_load
 from distill.tfenv import keras
-from distill.zoo import ZOO
+from distill.zoo import ZOO, edge_res_scaled
 from edgekd.errors import EdgekdError
 
 
@@ -64,10 +64,16 @@ BUILDERS: dict[str, Callable[..., keras.Model]] = {
 }
 
 
+def known(name: str) -> bool:
+    return name in BUILDERS or edge_res_scaled(name) is not None
+
+
 def build(name: str, input_shape, num_classes: int) -> keras.Model:
-    if name not in BUILDERS:
-        raise EdgekdError(f"unknown model {name!r}; valid models: {', '.join(BUILDERS)}")
-    return BUILDERS[name](tuple(input_shape), num_classes)
+    builder = BUILDERS.get(name) or edge_res_scaled(name)
+    if builder is None:
+        raise EdgekdError(f"unknown model {name!r}; valid models: {', '.join(BUILDERS)}, "
+                          "or edge_res_x<width>_s<stem stride> (e.g. edge_res_x0.5_s4)")
+    return builder(tuple(input_shape), num_classes)
 
 
 def load_model(path: str | Path, what: str, trust_code: bool = False,

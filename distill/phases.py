@@ -154,8 +154,12 @@ def student_init(cfg: DistillConfig, ds: DataSet) -> keras.Model:
     if cfg.student_path:
         student = models.load_model(cfg.student_path, "student", cfg.trust_model_code)
         models.check_io(student, pre.input_shape, n, "student")
-        return student
-    return models.build(cfg.student_arch, pre.input_shape, n)
+    else:
+        student = models.build(cfg.student_arch, pre.input_shape, n)
+    print(f"[distill] student {student.name}: {student.count_params() / 1e6:.3f}M params, "
+          f"{models.count_macs(student) / 1e6:.2f}M MACs per {pre.height}x{pre.width} image",
+          flush=True)
+    return student
 
 
 def copies_of(init: keras.Model) -> Callable[[], keras.Model]:

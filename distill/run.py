@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from distill import models, optimize, pretrained, safe_load, teachers
+from distill import models, optimize, pretrained, safe_load, sizing, teachers
 from distill.config import DistillConfig
 from distill.data import DataSet, load_dataset
 from distill.distribute import (
@@ -129,8 +129,9 @@ def _check_models(cfg: DistillConfig) -> None:
     for role, arch, given in (("teacher", cfg.teacher_arch, cfg.teachers),
                               ("student", cfg.student_arch, cfg.student_path)):
         known = [*models.BUILDERS, *(pretrained.BACKBONES if role == "teacher" else ())]
-        if not given and arch not in known:
-            raise EdgekdError(f"unknown {role} model {arch!r}; valid models: {', '.join(known)}")
+        if not given and arch not in known and not (role == "student" and models.known(arch)):
+            raise EdgekdError(f"unknown {role} model {arch!r}; valid models: {', '.join(known)}"
+                              + (", edge_res_x<width>_s<stride>" if role == "student" else ""))
 
 
 def _teacher_record(teacher: teachers.Teacher, ds: DataSet, info: dict) -> dict:
@@ -168,6 +169,11 @@ def run(cfg: DistillConfig, out: str | Path, verbose: int | None = None) -> dict
         return read_json(out / "train_report.json", "train report")
     _check_models(cfg)
     ds = load_dataset(cfg.data, cfg.image_size, cfg.val_split, cfg.seed, cfg.resize)
+    if cfg.student_macs:  # resolved before the work folder: a resumed run resolves alike
+        sized = sizing.pick(cfg.student_macs, ds.preprocessing.input_shape, len(ds.labels))
+        print(f"[distill] --student-macs {cfg.student_macs / 1e6:g}M at "
+              f"{'x'.join(map(str, ds.x_train.shape[1:3]))}: {sized.name}", flush=True)
+        cfg = replace(cfg, student_arch=sized.name)
     work = open_work(out, cfg.to_json(), chief)
     try:
         with strategy.scope():

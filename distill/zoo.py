@@ -22,6 +22,8 @@ compare against; the presets use edge_pool, edge_res and edge_res_mid.
 
 from __future__ import annotations
 
+import re
+
 from distill.tfenv import keras
 
 L = keras.layers
@@ -58,9 +60,13 @@ def _head(x, num_classes: int, pool=L.GlobalAveragePooling2D):
 def resnet(name: str, widths: tuple[int, ...], input_shape, num_classes: int,
            stem_stride: int = 1, blocks: int = 1) -> keras.Model:
     """Stem conv, then one stage per width (each but the first halves the
-    resolution), `blocks` residual blocks per stage, global pooling, dense."""
+    resolution), `blocks` residual blocks per stage, global pooling, dense.
+    A stem stride above 2 (a power of 2) is a chain of stride-2 convs: a 3x3
+    kernel at stride 4 would skip pixels instead of summarising them."""
     inputs = keras.Input(shape=input_shape)
-    x = _conv(inputs, widths[0], stem_stride)
+    x = _conv(inputs, widths[0], min(2, stem_stride))
+    for _ in range(max(0, stem_stride.bit_length() - 2)):
+        x = _conv(x, widths[0], 2)
     for stage, width in enumerate(widths):
         for block in range(blocks):
             x = _residual(x, width, 2 if stage > 0 and block == 0 else 1)
@@ -163,6 +169,27 @@ def edge_pool_student_160(input_shape, num_classes: int) -> keras.Model:
     """Thinner at high resolution, wider at 4x4: stem 8, widths 8-32-160,
     ~0.29M params and 8.78M MACs."""
     return pooled("edge_pool_student_160", (8, 32, 160), 8, input_shape, num_classes)
+
+
+SCALED = re.compile(r"edge_res_x(\d+(?:\.\d+)?)_s(1|2|4|8|16|32)")
+BASE_WIDTHS = (24, 64, 128)  # edge_res's
+
+
+def scaled_name(width: float, stem_stride: int) -> str:
+    return f"edge_res_x{width:g}_s{stem_stride}"
+
+
+def edge_res_scaled(name: str):
+    """The student family for any image size: edge_res's shape with its widths
+    times x (rounded to multiples of 8, at least 8) and a stem stride s, e.g.
+    edge_res_x0.75_s8. edge_res is edge_res_x1_s2. None: not such a name."""
+    match = SCALED.fullmatch(name)
+    if not match:
+        return None
+    width, stride = float(match[1]), int(match[2])
+    widths = tuple(max(8, int(round(w * width / 8)) * 8) for w in BASE_WIDTHS)
+    return lambda input_shape, num_classes: resnet(name, widths, input_shape, num_classes,
+                                                   stem_stride=stride)
 
 
 ZOO = {f.__name__: f for f in (

@@ -1,0 +1,65 @@
+"""--student-macs: the widest student of one scalable family that fits a MACs
+budget at the data's resolution.
+
+The family is edge_res's (zoo.edge_res_scaled): width multiplier x, stem
+stride s. The stem stride starts where the residual stages see about 16x16,
+as edge_res does on 32 px images (s = 2 at 32 px, 4 at 64, 8 at 128, 16 at
+256): MACs grow with the pixels, and spending them on width at a moderate
+resolution is what the 32 px zoo measurements favoured. Within that stride the
+widest x that fits is taken; only when even x = 0.25 does not fit does the
+stride double. MACs are counted on the built model (models.count_macs), the
+same count the report shows.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from distill import models
+from distill.zoo import scaled_name
+from edgekd.errors import EdgekdError
+
+WIDTHS = (0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0)
+MIN_FEATURE_SIDE = 4  # the last residual stage works at side / (4 s); below 1 px it is moot
+
+
+@dataclass(frozen=True)
+class Sized:
+    name: str
+    macs: int
+    params: int
+
+
+def base_stride(side: int) -> int:
+    return 2 ** max(1, round(math.log2(max(side, 1) / 16)))
+
+
+def _measure(name: str, input_shape, num_classes: int) -> Sized:
+    model = models.build(name, input_shape, num_classes)
+    return Sized(name, models.count_macs(model), int(model.count_params()))
+
+
+def pick(budget: float, input_shape, num_classes: int) -> Sized:
+    """The widest family member within `budget` MACs (binary search over
+    WIDTHS: MACs grow with the width)."""
+    side = min(input_shape[:2])
+    stride = base_stride(side)
+    smallest = None
+    while side // stride >= MIN_FEATURE_SIDE or stride == base_stride(side):
+        smallest = _measure(scaled_name(WIDTHS[0], stride), input_shape, num_classes)
+        if smallest.macs <= budget:
+            lo, hi, best = 1, len(WIDTHS) - 1, smallest
+            while lo <= hi:
+                mid = (lo + hi) // 2
+                candidate = _measure(scaled_name(WIDTHS[mid], stride), input_shape, num_classes)
+                if candidate.macs <= budget:
+                    best, lo = candidate, mid + 1
+                else:
+                    hi = mid - 1
+            return best
+        stride *= 2
+    h, w = input_shape[:2]
+    raise EdgekdError(
+        f"no student fits {budget / 1e6:g}M MACs at {h}x{w}: the smallest, {smallest.name}, "
+        f"needs {smallest.macs / 1e6:.2f}M; raise --student-macs or lower --image-size")
