@@ -110,6 +110,45 @@ def markdown(result: dict) -> str:
         f"({s['best_rule']}).", ""])
 
 
+CONFUSION_MAX_CLASSES = 20  # larger matrices stay in bench.json (and the plot)
+
+
+def class_rows(result: dict) -> list[dict]:
+    """The rows per-class results are shown for: the teacher's and the
+    student's float32 and int8 TFLite files (what ships), and the best student."""
+    best = result["summary"]["best_student"]
+    return [r for r in result["artifacts"] if "per_class_accuracy" in r and (
+        (r["role"] in ("teacher", "student") and r["format"] in ("tflite_fp32", "tflite_int8"))
+        or r["name"] == best)]
+
+
+def per_class(result: dict) -> str:
+    """Top-1 per class (recall) for class_rows, and the best student's confusion
+    matrix: with unbalanced classes, the first thing to look at."""
+    rows, labels = class_rows(result), result["dataset"]["labels"]
+    if not rows:
+        return ""
+    support = [sum(c) for c in rows[0]["confusion"]]
+    lines = ["## Per class", "", "Top-1 % of each class's eval images (recall).", "",
+             "| class | eval images | " + " | ".join(r["name"] for r in rows) + " |",
+             "|---|---:|" + "---:|" * len(rows)]
+    for k, label in enumerate(labels):
+        cells = [_fmt(None if r["per_class_accuracy"][k] is None
+                      else 100 * r["per_class_accuracy"][k], ".1f") for r in rows]
+        lines.append(f"| {label} | {support[k]} | " + " | ".join(cells) + " |")
+    best = next((r for r in rows if r["name"] == result["summary"]["best_student"]), rows[-1])
+    lines += ["", f"Confusion matrix of {best['name']} (rows: true class, columns: predicted):",
+              ""]
+    if len(labels) > CONFUSION_MAX_CLASSES:
+        return "\n".join(lines + [f"{len(labels)} classes: see `confusion` in bench.json "
+                                  "and report.png.", ""])
+    lines += ["| true \\ predicted | " + " | ".join(labels) + " |",
+              "|---|" + "---:|" * len(labels)]
+    lines += [f"| {label} | " + " | ".join(str(v) for v in best["confusion"][k]) + " |"
+              for k, label in enumerate(labels)]
+    return "\n".join(lines + [""])
+
+
 def _compare(local: dict, other: dict) -> tuple[float | None, float | None]:
     """Top-1 agreement and max |output diff| (first images) of two runs of one artifact."""
     import numpy as np
@@ -170,7 +209,10 @@ def plot(path: Path, result: dict) -> bool:
     except ImportError:
         return False
     t = result["summary"]["threads"][0]
-    fig, ax = plt.subplots(figsize=(8, 5.5))
+    rows = class_rows(result)
+    fig, axes = plt.subplots(1, 2 if rows else 1, figsize=(15 if rows else 8, 5.5),
+                             squeeze=False)
+    ax = axes[0][0]
     colors = {"teacher": "tab:red", "student": "tab:blue", "student_scratch": "tab:gray"}
     biggest = max(r["bytes"] for r in result["artifacts"])
     for r in result["artifacts"]:
@@ -183,6 +225,8 @@ def plot(path: Path, result: dict) -> bool:
     ax.set_ylabel("top-1 accuracy [%]")
     ax.set_title(f"{result['dataset']['name']}: accuracy vs latency (marker area ~ file size)")
     ax.grid(True, alpha=0.3)
+    if rows:
+        _confusion_plot(axes[0][1], result, rows)
     fig.tight_layout()
     with atomic_path(path) as tmp:  # never through a symlink at `path`
         fig.savefig(tmp, dpi=120)
@@ -190,8 +234,24 @@ def plot(path: Path, result: dict) -> bool:
     return True
 
 
+def _confusion_plot(ax, result: dict, rows: list[dict]) -> None:
+    """The best student's confusion matrix, each row as fractions of its class."""
+    import numpy as np
+    best = next((r for r in rows if r["name"] == result["summary"]["best_student"]), rows[-1])
+    m = np.asarray(best["confusion"], dtype=float)
+    m = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
+    ax.imshow(m, cmap="Blues", vmin=0, vmax=1)
+    labels = result["dataset"]["labels"]
+    if len(labels) <= CONFUSION_MAX_CLASSES:
+        ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=7)
+        ax.set_yticks(range(len(labels)), labels, fontsize=7)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"{best['name']}: confusion (row fractions)")
+
+
 def write(folder: Path, result: dict) -> None:
-    text = markdown(result)
+    text = markdown(result) + "\n" + per_class(result)
     if result.get("targets"):
         text += "\n## All targets\n\n" + targets_table(result) + "\n"
     write_text(folder / "report.md", text)

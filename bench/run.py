@@ -122,11 +122,23 @@ def _worker(folder: Path, manifest: dict, art: dict, cfg: BenchConfig) -> dict:
     return out
 
 
-def _accuracy(preds: np.ndarray, refs: dict, limit: int | None) -> dict:
+def _accuracy(preds: np.ndarray, refs: dict, limit: int | None, n_classes: int) -> dict:
+    """Top-1, per-class top-1 (recall; None for a class without eval images),
+    the confusion matrix (rows: true class, columns: predicted) and the
+    agreement with each Keras model's decisions."""
     idx = spread_indices(len(refs["y"]), limit)  # the images the worker measured
     refs = {k: v[idx] for k, v in refs.items()}
-    y = refs["y"]
-    out = {"accuracy": float(np.mean(preds == y))}
+    y = refs["y"].astype(np.int64)
+    if len(preds) and (preds.min() < 0 or preds.max() >= n_classes):
+        raise EdgekdError(f"predicted class {int(preds.max())} is outside the data set's "
+                          f"{n_classes} classes: the model does not match manifest.json")
+    confusion = np.zeros((n_classes, n_classes), np.int64)
+    np.add.at(confusion, (y, preds.astype(np.int64)), 1)
+    support = confusion.sum(axis=1)
+    out = {"accuracy": float(np.mean(preds == y)),
+           "per_class_accuracy": [float(confusion[k, k] / support[k]) if support[k] else None
+                                  for k in range(n_classes)],
+           "confusion": confusion.tolist()}
     for role in ("student", "teacher"):
         key = f"{role}_logits"
         if key in refs:
@@ -149,7 +161,8 @@ def measure_all(folder: Path, manifest: dict, arts: list[dict], cfg: BenchConfig
                      "path": art["path"], "bytes": art["bytes"],
                      "gzip_bytes": art.get("gzip_bytes"), "params": art["params"],
                      "macs": art["macs"], "options": art.get("options", {}),
-                     **_accuracy(preds, refs, cfg.eval_limit), **raw})
+                     **_accuracy(preds, refs, cfg.eval_limit, len(manifest["dataset"]["labels"])),
+                     **raw})
     return rows
 
 

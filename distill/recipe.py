@@ -29,6 +29,7 @@ import numpy as np
 from distill.tfenv import keras, tf
 from edgekd.preprocess import Preprocessing
 
+
 def crop_pad(h: int, w: int) -> int:
     """Crop padding: 4 px at 32 px, as in He et al. (2016) for CIFAR, scaled
     with the image (an eighth of the shorter side), so that a 128 px photo

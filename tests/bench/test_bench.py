@@ -50,6 +50,32 @@ def test_accuracy_and_agreement_are_recomputable(benched):
     fp32 = next(r for r in result["artifacts"] if r["name"] == "student_tflite_fp32")
     assert fp32["agreement_student"] == 1.0
     assert fp32["accuracy"] == pytest.approx(manifest["models"]["student"]["accuracy"])
+    # per class and confusion, recounted here image by image
+    labels = manifest["dataset"]["labels"]
+    for k in range(len(labels)):
+        mine = preds[y == k]
+        assert row["per_class_accuracy"][k] == (pytest.approx(np.mean(mine == k)) if len(mine)
+                                                else None)
+        for j in range(len(labels)):
+            assert row["confusion"][k][j] == int(np.sum(mine == j))
+
+
+def test_report_per_class_section(benched):
+    folder, result = benched
+    md = (folder / "report.md").read_text()
+    section = md.split("## Per class", 1)[1]
+    labels = result["dataset"]["labels"]
+    rows = {r["name"]: r for r in result["artifacts"]}
+    for name in ("teacher_tflite_fp32", "student_tflite_fp32", "student_tflite_int8"):
+        assert name in section.splitlines()[4]  # the table's header
+    int8 = rows["student_tflite_int8"]
+    first = next(line for line in section.splitlines() if line.startswith(f"| {labels[0]} |"))
+    support = sum(int8["confusion"][0])
+    assert first.split(" | ")[1] == str(support)
+    best = rows[result["summary"]["best_student"]]
+    assert f"Confusion matrix of {best['name']}" in section
+    last = [line for line in section.splitlines() if line.startswith(f"| {labels[-1]} |")][-1]
+    assert last == f"| {labels[-1]} | " + " | ".join(map(str, best["confusion"][-1])) + " |"
 
 
 def test_latency_records(benched):
@@ -84,7 +110,8 @@ def test_summary_ratios_and_best(benched):
 def test_report_files(benched):
     folder, result = benched
     md = (folder / "report.md").read_text()
-    assert md.count("\n| ") == 13  # header + 12 artifacts (separator starts with |-)
+    main = md.split("## Per class")[0]
+    assert main.count("\n| ") == 13  # header + 12 artifacts (separator starts with |-)
     assert f"**{result['summary']['best_student']}**" in md
     isa = ", ".join(int8_features()) or "n/a"  # read here, independently of bench
     assert result["machine"]["int8_features"] == int8_features()
