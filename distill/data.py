@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from distill import photos
+from distill import photos, store
 from edgekd.errors import EdgekdError
 from edgekd.preprocess import Preprocessing
 
@@ -36,6 +36,9 @@ class DataSet:
     y_test: np.ndarray
     labels: list[str]
     resize: str = "crop"  # how photos of other shapes became x (edgekd.preprocess)
+    # x_train may be a distill.store.ImageStore (a file in the run's store folder):
+    # index it (x[idx]), never load it whole
+    store_dir: Path | None = None  # the run's folder for arrays past store.RAM_LIMIT
 
     @property
     def preprocessing(self) -> Preprocessing:
@@ -55,7 +58,8 @@ def preflight(source: str) -> None:
 
 
 def load_dataset(source: str, image_size: int | None = None, val_split: float = 0.1,
-                 seed: int = 42, resize: str = "crop") -> DataSet:
+                 seed: int = 42, resize: str = "crop", store_dir: Path | None = None) -> DataSet:
+    """`store_dir`: where training images too large for memory go (distill.store)."""
     if source == "cifar10":
         ds = _cifar10()
     elif source == "fashion_mnist":
@@ -63,15 +67,15 @@ def load_dataset(source: str, image_size: int | None = None, val_split: float = 
     elif source.endswith(".npz"):
         ds = _npz(Path(source))
     elif Path(source).is_dir():
-        ds = _folder(Path(source), image_size, val_split, seed, resize)
+        ds = _folder(Path(source), image_size, val_split, seed, resize, store_dir)
     else:
         raise EdgekdError(
             f"unknown data source {source!r}: use cifar10, fashion_mnist, an image folder "
             "(DIR/train/<class>/*.jpg) or an .npz with x_train, y_train, x_test, y_test")
     if image_size and ds.x_train.shape[1:3] != (image_size, image_size):
-        ds.x_train = photos.resize_array(ds.x_train, image_size, resize)
+        ds.x_train = photos.resize_array(ds.x_train, image_size, resize, store_dir)
         ds.x_test = photos.resize_array(ds.x_test, image_size, resize)
-    ds.resize = resize
+    ds.resize, ds.store_dir = resize, store_dir
     _check(ds)
     return ds
 
@@ -218,7 +222,7 @@ def _npz(path: Path) -> DataSet:
 
 
 def _folder(root: Path, image_size: int | None, val_split: float, seed: int,
-            resize: str) -> DataSet:
+            resize: str, store_dir: Path | None) -> DataSet:
     has_split = (root / "train").is_dir()
     train_files = photos.class_files(root / "train" if has_split else root)
     labels = list(train_files)
@@ -231,7 +235,7 @@ def _folder(root: Path, image_size: int | None, val_split: float, seed: int,
     test = [(p, labels.index(c)) for c in labels for p in test_files.get(c, [])]
     size, mode, chosen = photos.choose_size([p for p, _ in train + test], image_size)
     print(f"[distill] {root.name}: {chosen}", flush=True)
-    x = photos.decode([p for p, _ in train], size, mode, resize, "training")
+    x = photos.decode([p for p, _ in train], size, mode, resize, "training", store_dir)
     y = np.array([c for _, c in train], dtype=np.int64)
     if test:
         xte = photos.decode([p for p, _ in test], size, mode, resize, "test")
@@ -241,5 +245,5 @@ def _folder(root: Path, image_size: int | None, val_split: float, seed: int,
         order = np.random.default_rng(seed).permutation(len(x))
         n_val = max(1, int(round(len(x) * val_split)))
         te, tr = order[:n_val], order[n_val:]
-        x, y, xte, yte = x[tr], y[tr], x[te], y[te]
+        x, y, xte, yte = store.subset(x, tr), y[tr], store.take(x, te), y[te]
     return DataSet(root.name, x, y, xte, yte, labels, resize)

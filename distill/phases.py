@@ -55,7 +55,7 @@ class StudentData:
 
     def __init__(self, cfg: DistillConfig, ds: DataSet, teacher, plain, x_tr, y_tr):
         self.cfg, self.pre, self.teacher, self.plain = cfg, ds.preprocessing, teacher, plain
-        self.x, self.y = x_tr, y_tr
+        self.x, self.y, self.store_dir = x_tr, y_tr, ds.store_dir
         self._views, self.cache_seconds = None, None
 
     def views(self) -> int:
@@ -76,7 +76,8 @@ class StudentData:
         if self._views is None:
             t0 = time.perf_counter()
             cached = cached_views(self.x, self.y, self.teacher, self.pre, views, cfg.batch_size,
-                                  cfg.seed, cfg.augment, cfg.teacher_cache_mirror)
+                                  cfg.seed, cfg.augment, cfg.teacher_cache_mirror,
+                                  self.store_dir)
             self._views = shard_by_data(soft_targets(
                 cached, self.teacher.classes, cfg.label_smoothing, cfg.mixup, cfg.temperature))
             self.cache_seconds = round(time.perf_counter() - t0, 2)

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from distill import store
 from edgekd.errors import EdgekdError
 from edgekd.preprocess import fit_image, spread_indices
 
@@ -70,25 +71,28 @@ def choose_size(paths: list[Path], image_size: int | None) -> tuple[tuple[int, i
                                 f"at most {MAX_DEFAULT_SIDE}; --image-size N to change)")
 
 
-def _decode_into(out: np.ndarray, i: int, path: Path, mode: str, policy: str) -> None:
+def _decode_into(out, i: int, path: Path, mode: str, policy: str) -> None:
     from PIL import Image, UnidentifiedImageError
     h, w = out.shape[1:3]
     try:
         with Image.open(path) as im:
             im = fit_image(im.convert(mode), h, w, policy)
-            out[i] = np.asarray(im, dtype=np.uint8).reshape(out.shape[1:])
+            store.put(out, i, np.asarray(im, dtype=np.uint8).reshape(1, *out.shape[1:]))
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise EdgekdError(f"cannot decode image {path}: {exc}") from None
 
 
 def decode(paths: list[Path], size: tuple[int, int], mode: str, policy: str,
-           what: str) -> np.ndarray:
-    """All `paths` decoded in parallel into one (N, H, W, C) uint8 array, with a
-    progress bar on a terminal."""
+           what: str, folder: Path | None = None):
+    """All `paths` decoded in parallel into one (N, H, W, C) uint8 array (an
+    ImageStore file in `folder` past store.RAM_LIMIT), with a progress bar on
+    a terminal."""
     from tqdm import tqdm
-    out = np.empty((len(paths), *size, 1 if mode == "L" else 3), np.uint8)
-    print(f"[distill] decoding {len(paths)} {what} images into {out.nbytes / 2**20:.1f} MiB "
-          f"({size[0]}x{size[1]}, resize: {policy})", flush=True)
+    row = (*size, 1 if mode == "L" else 3)
+    out = store.empty(len(paths), row, folder, f"{what}.u8")
+    where = "on disk" if isinstance(out, store.ImageStore) else "in memory"
+    print(f"[distill] decoding {len(paths)} {what} images, {size[0]}x{size[1]} "
+          f"(resize: {policy}): {len(paths) * np.prod(row) / 2**20:.1f} MiB {where}", flush=True)
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool, \
             tqdm(total=len(paths), unit="img", file=sys.stderr, disable=None,
                  mininterval=1.0) as bar:
@@ -99,14 +103,14 @@ def decode(paths: list[Path], size: tuple[int, int], mode: str, policy: str,
     return out
 
 
-def resize_array(x: np.ndarray, size: int, policy: str) -> np.ndarray:
+def resize_array(x: np.ndarray, size: int, policy: str, folder: Path | None = None):
     """uint8 (N, H, W, C) arrays (npz, built-in data sets) -> size x size by policy."""
     from PIL import Image
-    out = np.empty((len(x), size, size, x.shape[-1]), np.uint8)
+    out = store.empty(len(x), (size, size, x.shape[-1]), folder, "resized.u8")
 
     def one(i: int) -> None:
         im = Image.fromarray(x[i, ..., 0] if x.shape[-1] == 1 else x[i])
-        out[i] = np.asarray(fit_image(im, size, size, policy)).reshape(out.shape[1:])
+        store.put(out, i, np.asarray(fit_image(im, size, size, policy)).reshape(1, *out.shape[1:]))
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
         list(pool.map(one, range(len(x))))
     return out

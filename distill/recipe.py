@@ -17,15 +17,19 @@ with flip test-time augmentation: a fixed function of the input (so the reuse
 stays exact), mirror-symmetric, and usually a little more accurate than f.
 
 Memory: the cache is one uint8 array of all copies (2V x 45,000 CIFAR-10
-images: 138 MB per copy) plus their logits, held in numpy. Run g1s7 (10 views
-and mirrors) peaked at 13.6 GB RSS when the copies were TF constants; this
-layout needs the cache's own size (2.8 GB there) on top of the training process.
+images: 138 MB per copy) plus their logits. Held in numpy up to
+store.RAM_LIMIT (TF constants had cost two more copies of it), and in a file
+in the run's store folder past it (2V x 45,000 photos at 128 px: 44 GB), read
+a batch at a time: the process then holds the logits and CHUNK images.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
+from distill import store
 from distill.tfenv import keras, tf
 from edgekd.preprocess import Preprocessing
 
@@ -125,30 +129,38 @@ def make_optimizer(kind: str, lr: float, schedule: str, weight_decay: float,
     return keras.optimizers.Adam(rate, weight_decay=wd)
 
 
-def cached_views(x: np.ndarray, y: np.ndarray, teacher, pre: Preprocessing,
-                 views: int, batch_size: int, seed: int, augment: bool = True,
-                 mirror: bool = False) -> tf.data.Dataset:
+CHUNK = 4096  # images augmented and run through the teacher at a time
+
+
+def cached_views(x, y: np.ndarray, teacher, pre: Preprocessing, views: int, batch_size: int,
+                 seed: int, augment: bool = True, mirror: bool = False,
+                 folder: Path | None = None) -> tf.data.Dataset:
     """(augmented image, label, teacher logits) batches; see the module docstring.
-    Without augmentation the one view is the image itself, not mirrored."""
+    Without augmentation the one view is the image itself, not mirrored. `x`:
+    a uint8 array or a distill.store.ImageStore; the copies go to a file in
+    `folder` past store.RAM_LIMIT, and are made CHUNK images at a time."""
     mirror = mirror and augment
     rng = np.random.default_rng(seed)
     copies = (views if augment else 1) * (2 if mirror else 1)
     n = len(x)
     scale, offset = np.float32(pre.scale), np.float32(pre.offset)
     teacher_logits, classes = _logit_fn(teacher, pre)
-    # One uint8 array filled in place (see "Memory" in the module docstring).
-    images = np.empty((copies * n, *x.shape[1:]), np.uint8)
+    images = store.empty(copies * n, x.shape[1:], folder, "teacher_views.u8")
     logits = np.empty((copies * n, classes), np.float32)
-    step = 2 if mirror else 1
-    for k in range(0, copies, step):
-        xv = images[k * n:(k + 1) * n]
-        xv[...] = augment_numpy(x, rng) if augment else x
-        logits[k * n:(k + 1) * n] = teacher_logits(xv)
-        if mirror:
-            xm = images[(k + 1) * n:(k + 2) * n]
-            xm[...] = xv[:, :, ::-1]
-            both = (logits[k * n:(k + 1) * n] + teacher_logits(xm)) / 2
-            logits[k * n:(k + 1) * n] = logits[(k + 1) * n:(k + 2) * n] = both
+    where = "on disk" if isinstance(images, store.ImageStore) else "in memory"
+    print(f"[distill] teacher cache: {copies} copies of {n} images, "
+          f"{copies * n * np.prod(x.shape[1:]) / 2**20:.0f} MiB {where}", flush=True)
+    for k in range(0, copies, 2 if mirror else 1):
+        for a in range(0, n, CHUNK):
+            xv = x[a:min(n, a + CHUNK)]
+            xv = augment_numpy(xv, rng) if augment else xv
+            store.put(images, k * n + a, xv)
+            lv = teacher_logits(xv)
+            if mirror:
+                store.put(images, (k + 1) * n + a, xv[:, :, ::-1])
+                lv = (lv + teacher_logits(np.ascontiguousarray(xv[:, :, ::-1]))) / 2
+                logits[(k + 1) * n + a:(k + 1) * n + a + len(xv)] = lv
+            logits[k * n + a:k * n + a + len(xv)] = lv
     return _cache_dataset(images, y, logits, copies, batch_size, seed, scale, offset)
 
 
@@ -168,7 +180,7 @@ def _logit_fn(teacher, pre: Preprocessing):
     return logits, int(teacher.output_shape[-1])
 
 
-def _cache_dataset(images: np.ndarray, y: np.ndarray, logits: np.ndarray, copies: int,
+def _cache_dataset(images, y: np.ndarray, logits: np.ndarray, copies: int,
                    batch_size: int, seed: int, scale: np.float32,
                    offset: np.float32) -> tf.data.Dataset:
     """Shuffled batches, each image as one of its `copies`, drawn anew every

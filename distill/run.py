@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from distill import models, optimize, pretrained, safe_load, sizing, teachers
+from distill import models, optimize, pretrained, safe_load, sizing, store, teachers
 from distill.config import DistillConfig
 from distill.data import DataSet, load_dataset
 from distill.distribute import (
@@ -49,7 +49,8 @@ def _split(ds: DataSet, cfg: DistillConfig):
     order = rng.permutation(len(ds.x_train))
     calib_idx = order[:min(cfg.calib_size, len(order))]
     train_idx = order[:cfg.train_subset] if cfg.train_subset else order
-    return (ds.x_train[train_idx], ds.y_train[train_idx]), ds.x_train[calib_idx]
+    return ((store.subset(ds.x_train, train_idx), ds.y_train[train_idx]),
+            store.take(ds.x_train, calib_idx))
 
 
 def _training_data(cfg: DistillConfig, ds: DataSet):
@@ -168,7 +169,13 @@ def run(cfg: DistillConfig, out: str | Path, verbose: int | None = None) -> dict
     if chief and finish_complete(out, cfg.to_json()):  # killed while being moved into place
         return read_json(out / "train_report.json", "train report")
     _check_models(cfg)
-    ds = load_dataset(cfg.data, cfg.image_size, cfg.val_split, cfg.seed, cfg.resize)
+    with store.folder_beside(out) as store_dir:
+        return _run(cfg, out, strategy, chief, verbose, t0, store_dir)
+
+
+def _run(cfg: DistillConfig, out: Path, strategy, chief: bool, verbose: int, t0: float,
+         store_dir: Path) -> dict:
+    ds = load_dataset(cfg.data, cfg.image_size, cfg.val_split, cfg.seed, cfg.resize, store_dir)
     if cfg.student_macs:  # resolved before the work folder: a resumed run resolves alike
         sized = sizing.pick(cfg.student_macs, ds.preprocessing.input_shape, len(ds.labels))
         print(f"[distill] --student-macs {cfg.student_macs / 1e6:g}M at "
@@ -254,11 +261,13 @@ def add_scratch(out: str | Path, verbose: int | None = None) -> dict:
                   scratch=True, strategy="default")
     verbose = verbose if verbose is not None else (1 if sys.stdout.isatty() else 2)
     t0 = time.perf_counter()
-    ds = load_dataset(cfg.data, cfg.image_size, cfg.val_split, cfg.seed, cfg.resize)
-    (x_tr, y_tr), _, plain = _training_data(cfg, ds)  # the run's own subset and shuffles
-    work = open_work(out, cfg.to_json(), suffix=".scratch.partial")  # an interrupted run resumes
-    session = Session(cfg, ds, work, StudentData(cfg, ds, None, plain, x_tr, y_tr), verbose)
-    model, log = session.train(scratch_phase(cfg, copies_of(student_init(cfg, ds))))
+    with store.folder_beside(out) as store_dir:
+        ds = load_dataset(cfg.data, cfg.image_size, cfg.val_split, cfg.seed, cfg.resize,
+                          store_dir)
+        (x_tr, y_tr), _, plain = _training_data(cfg, ds)  # the run's own subset and shuffles
+        work = open_work(out, cfg.to_json(), suffix=".scratch.partial")  # a killed run resumes
+        session = Session(cfg, ds, work, StudentData(cfg, ds, None, plain, x_tr, y_tr), verbose)
+        model, log = session.train(scratch_phase(cfg, copies_of(student_init(cfg, ds))))
     record = _model_record(model, ds, {"trained": True, "epochs": log})
     name = model_file(SCRATCH)
     with atomic_path(out / name) as tmp:

@@ -15,6 +15,7 @@ import numpy as np
 
 from distill.loss import DistillationLoss
 from distill.recipe import augment_batch
+from distill.store import ImageStore
 from distill.tfenv import keras, tf
 from edgekd.preprocess import Preprocessing
 
@@ -24,16 +25,40 @@ def make_dataset(x: np.ndarray, y: np.ndarray, pre: Preprocessing, batch_size: i
     """uint8 arrays -> batched, scaled, prefetched tf.data pipeline; `augment`
     adds random padded crops (recipe.crop_pad) and horizontal flips, per image."""
     scale, offset = np.float32(pre.scale), np.float32(pre.offset)
-    ds = tf.data.Dataset.from_tensor_slices((x, y))
-    if shuffle:
-        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size)
+    if isinstance(x, ImageStore):
+        ds = _indexed(x, y, batch_size, shuffle, seed)
+    else:
+        ds = tf.data.Dataset.from_tensor_slices((x, y))
+        if shuffle:
+            ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.batch(batch_size)
 
     def prepare(a, b):
         a = tf.cast(a, tf.float32) * scale + offset
         return (augment_batch(a) if augment else a), b
     ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _indexed(x: ImageStore, y: np.ndarray, batch_size: int, shuffle: bool,
+             seed: int) -> tf.data.Dataset:
+    """Batches of (images, labels) read from a file by index: only the indices
+    are shuffled in memory (distill.store)."""
+    y = np.asarray(y)
+
+    def read(idx):
+        return x[idx], y[idx]
+
+    def lookup(idx):
+        images, labels = tf.numpy_function(read, [idx], [tf.uint8, tf.as_dtype(y.dtype)],
+                                           stateful=False)
+        images.set_shape([None, *x.shape[1:]])
+        labels.set_shape([None, *y.shape[1:]])
+        return images, labels
+    ds = tf.data.Dataset.range(len(x))
+    if shuffle:
+        ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size).map(lookup, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def _labels(y):
