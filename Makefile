@@ -22,7 +22,7 @@ IMAGE_SIZE ?=
 distill_flags = --data "$(DATA)" --preset $(PRESET) --out "$(OUT)" $(foreach t,$(TEACHER),--teacher "$(t)") $(if $(IMAGE_SIZE),--image-size $(IMAGE_SIZE)) $(DISTILL_ARGS)
 format_flags  = $(if $(FORMATS),--formats $(FORMATS))
 
-.PHONY: lint help venv edge-model distill distill-multiworker export bench report test test-extra test-all test-arm bench-seed bench-default bench-teachers bench-latency bench-zoo bench-ablation bench-multiworker bench-overhead clean
+.PHONY: lint help venv edge-model distill distill-multiworker export bench report test test-extra test-all test-arm bench-seed bench-default bench-teachers bench-subsets bench-photos bench-latency bench-zoo bench-ablation bench-multiworker bench-overhead clean
 
 help:
 	@echo "make edge-model DATA=... [PRESET=default|latency|seed|quick] OUT=artifacts   distill + export + bench"
@@ -119,6 +119,17 @@ bench-latency: $(STAMP)
 # Sign Language Digits photos: benchmarks/results/sign_digits/table.md.
 bench-teachers: $(STAMP)
 	$(PY) -m benchmarks.sign_digits
+
+# Student on 10 % and 1 % of CIFAR-10, distilled from a full-data teacher vs from scratch
+# (DATA= the unpacked cifar10-jpeg folder): benchmarks/results/subsets/table.md.
+bench-subsets: $(STAMP)
+	$(PY) -m benchmarks.subsets --data "$(DATA)"
+
+# Photos at edge resolutions: sign-digits at 64 and 96 px (recommended photo command), and
+# peak memory on 50,000 generated photos at 128 px: benchmarks/results/photos|photo_memory/.
+bench-photos: $(STAMP)
+	$(PY) -m benchmarks.photos
+	$(PY) -m benchmarks.photo_memory
 
 # Training and inference img/s of the zoo, with and without XLA: benchmarks/results/zoo_throughput/table.md.
 bench-zoo: $(STAMP)

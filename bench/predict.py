@@ -101,6 +101,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+POLICY_WORDS = {"crop": "shorter side scaled to fit, centre crop",
+                "pad": "longer side scaled to fit, black borders", "stretch": "stretched"}
+
+
 def deploy_summary(folder: Path) -> str:
     """What `make edge-model` ends with: the file to deploy, why, and how to feed it."""
     dep = chosen(Path(folder).resolve())
@@ -109,7 +113,8 @@ def deploy_summary(folder: Path) -> str:
     return "\n".join([
         f"Deploy: {dep.path} ({dep.why}).",
         f"Input: {pre.height}x{pre.width}x{pre.channels} {'RGB' if pre.channels == 3 else 'gray'}"
-        f" images, resized (bilinear), as float32 x * {pre.scale:.6g} + {pre.offset:g}; output: "
+        f" images ({POLICY_WORDS[pre.resize]}, bilinear), as float32 x * {pre.scale:.6g} + "
+        f"{pre.offset:g}; output: "
         f"{len(dep.labels)} logits, in the order of {labels}.",
         f"Try it: python -m bench.predict {folder} IMAGE.jpg"])
 

@@ -23,7 +23,7 @@ from distill.data import DataSet
 from distill.distribute import save_model, shard_by_data
 from distill.loss import DistillationLoss
 from distill.recipe import cached_views, make_optimizer, soft_targets
-from distill.tfenv import keras
+from distill.tfenv import keras, tf
 from distill.train import Distiller, compile_classifier, run_phase
 from edgekd.roles import SCRATCH, STUDENT, model_file
 
@@ -139,13 +139,23 @@ class Session:
     def _trainer(self, model, distilled: bool, opt):
         """A Distiller against the teacher, or a plain classifier."""
         cfg = self.cfg
+        # XLA makes depthwise convolutions ~8x slower to train on CPU (docs/results/
+        # zoo_throughput.md): MobileNet-style models train without it
+        jit = cfg.jit_compile and not (_depthwise(model) and not tf.config.list_physical_devices(
+            "GPU"))
+        if cfg.jit_compile and not jit:
+            print(f"[distill] {model.name}: XLA off (depthwise convolutions on CPU)", flush=True)
         if not distilled:
-            return compile_classifier(model, opt, cfg.jit_compile, soft(cfg))
+            return compile_classifier(model, opt, jit, soft(cfg))
         loss = DistillationLoss(cfg.alpha, cfg.temperature, cfg.loss)
         trainer = Distiller(model, self.data.teacher.keras_model, loss)
-        trainer.compile(optimizer=opt, jit_compile=cfg.jit_compile)
+        trainer.compile(optimizer=opt, jit_compile=jit)
         trainer(np.zeros((1, *self.ds.preprocessing.input_shape), np.float32))  # resume needs it
         return trainer
+
+
+def _depthwise(model: keras.Model) -> bool:
+    return any(isinstance(m, keras.layers.DepthwiseConv2D) for m in model.submodules)
 
 
 def student_init(cfg: DistillConfig, ds: DataSet) -> keras.Model:

@@ -130,9 +130,9 @@ def _check_models(cfg: DistillConfig) -> None:
     for role, arch, given in (("teacher", cfg.teacher_arch, cfg.teachers),
                               ("student", cfg.student_arch, cfg.student_path)):
         known = [*models.BUILDERS, *(pretrained.BACKBONES if role == "teacher" else ())]
-        if not given and arch not in known and not (role == "student" and models.known(arch)):
+        if not given and arch not in known and not models.known(arch):
             raise EdgekdError(f"unknown {role} model {arch!r}; valid models: {', '.join(known)}"
-                              + (", edge_res_x<width>_s<stride>" if role == "student" else ""))
+                              ", edge_res_x<width>_s<stride>")
 
 
 def _teacher_record(teacher: teachers.Teacher, ds: DataSet, info: dict) -> dict:

@@ -1,0 +1,129 @@
+"""Peak memory of distill on a large photo folder: 50,000 generated photos of
+mixed sizes and aspect ratios, trained at 128 px.
+
+    python -m benchmarks.photo_memory [--images 50000] [--image-size 128]
+
+What grows with N x pixels is the decoded store (50,000 x 128 x 128 x 3 =
+2.3 GiB) and the teacher cache (2V copies of it); both go to files past
+distill.store.RAM_LIMIT, so the process should stay near TensorFlow's own
+size. The recipe is the default preset's (augmentation, teacher cache of 10
+views and mirrors, one-cycle SGD) with a student sized by --student-macs 10e6,
+but one epoch per phase and a small teacher (edge_res_x1_s8, not edge_pool:
+at 128 px edge_pool costs 0.6 GMACs per image, and its 20 cached views of
+45,000 images alone would take hours on 2 cores). Memory is what is measured;
+accuracy on generated photos means nothing. Records peak RSS and wall time
+of the distill process, and its seconds per epoch against the default
+student's at 32 px (docs/results/default.md), per image and per MAC.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.saved import load, write_table
+from benchmarks.stage import run_stage
+from distill import store
+from edgekd.environment import machine, versions
+
+CLASSES = 10
+
+
+def _photo(i: int, rng: np.random.Generator) -> np.ndarray:
+    """A smooth image (a colour gradient per class plus a disc): small as JPEG,
+    unlike noise, so the folder is a realistic few GB at most."""
+    h, w = rng.integers(150, 400, 2)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    c = i % CLASSES
+    base = np.stack([(xx / w) * 255, (yy / h) * 255, np.full((h, w), 25.0 * c)], -1)
+    cy, cx, r = rng.integers(0, h), rng.integers(0, w), rng.integers(10, 80)
+    base[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = (255 - 20 * c, 40 * (c % 3), 128)
+    return base.clip(0, 255).astype(np.uint8)
+
+
+def generate(root: Path, n: int) -> None:
+    if (root / "done").is_file():
+        return
+    from PIL import Image
+    for c in range(CLASSES):
+        (root / f"class_{c}").mkdir(parents=True, exist_ok=True)
+
+    def one(i: int) -> None:
+        img = _photo(i, np.random.default_rng(i))
+        Image.fromarray(img).save(root / f"class_{i % CLASSES}" / f"{i:06d}.jpg", quality=85)
+    with ThreadPoolExecutor(os.cpu_count() or 2) as pool:
+        list(pool.map(one, range(n)))
+    (root / "done").write_text(str(n))
+
+
+REFERENCE = "default_x3"  # the default student on CIFAR-10, 32 px, this machine type
+
+
+def _per(seconds: float, n: int, macs: int) -> float:
+    """Microseconds of an epoch per image per million MACs of the student."""
+    return seconds / n / (macs / 1e6) * 1e6
+
+
+def _memory_gib() -> float:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--images", type=int, default=50_000)
+    p.add_argument("--image-size", type=int, default=128)
+    p.add_argument("--work", type=Path, default=Path("/var/tmp/edgekd-photo-memory"))
+    a = p.parse_args(argv)
+    photos, out = a.work / f"photos_{a.images}", a.work / f"artifacts_{a.images}"
+    generate(photos, a.images)
+    log = open(a.work / "distill.log", "w")
+    stage = run_stage("-m", "distill", "--data", str(photos), "--preset", "default",
+                      "--image-size", str(a.image_size), "--student-macs", "10e6",
+                      "--teacher-arch", "edge_res_x1_s8", "--teacher-epochs", "1",
+                      "--epochs", "1", "--out", str(out), "--quiet", log=log)
+    report = json.loads((out / "train_report.json").read_text())
+    student = report["models"]["student"]
+    spe, n = student["epochs"][0]["seconds"], report["dataset"]["n_train"]
+    ref = load(REFERENCE)["train"]
+    ref_student = ref["models"]["student"]
+    ref_spe = statistics.median(e["seconds"] for e in ref_student["epochs"])
+    store_bytes = n * a.image_size ** 2 * 3
+    cache = 20 * store_bytes
+    where = lambda b: "on disk" if b > store.RAM_LIMIT else "in memory"  # noqa: E731
+    m, v = machine(), versions()
+    text = "\n".join([
+        "# Memory on a large photo folder", "",
+        f"`python -m benchmarks.photo_memory`: {a.images:,} generated JPEG photos, 150-400 px, "
+        f"mixed aspect ratios, {CLASSES} classes; trained at {a.image_size} px (centre crop) "
+        "with the default recipe (augmentation, 10 cached views and mirrors, one-cycle SGD), "
+        "one epoch per phase, teacher edge_res_x1_s8, student by --student-macs 10e6. "
+        f"Machine: {m['cpu']}, {m['cores']} cores, {_memory_gib():.0f} GiB; tensorflow "
+        f"{v.get('tensorflow')}. Reference: the default preset's student at 32 px on "
+        f"CIFAR-10 (saved run {REFERENCE}, {ref['machine']['cpu']}, median epoch).", "",
+        "| run | training images | image store | teacher cache | student | peak RSS "
+        "| distill wall time | student s/epoch | µs per image per MMAC |",
+        "|---|---:|---|---|---|---:|---:|---:|---:|",
+        f"| {a.images:,} photos at {a.image_size} px | {n:,} | {store_bytes / 2**30:.2f} GiB "
+        f"{where(store_bytes)} | {cache / 2**30:.1f} GiB {where(cache)}, built in "
+        f"{report.get('teacher_cache_seconds') or 0:.0f} s | {student['name']}, "
+        f"{student['macs'] / 1e6:.2f}M MACs | {stage.peak_rss_mb / 1024:.2f} GiB | "
+        f"{stage.seconds / 60:.1f} min | {spe:.0f} | {_per(spe, n, student['macs']):.0f} |",
+        f"| CIFAR-10 at 32 px ({REFERENCE}) | {ref['dataset']['n_train']:,} | in memory | "
+        f"in memory | {ref_student['name']}, {ref_student['macs'] / 1e6:.2f}M MACs | - | - | "
+        f"{ref_spe:.0f} | {_per(ref_spe, ref['dataset']['n_train'], ref_student['macs']):.0f} |",
+        ""])
+    print(text)
+    write_table("photo_memory", text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

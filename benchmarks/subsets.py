@@ -1,0 +1,101 @@
+"""The seed's claim that a student can learn "on much smaller data than the
+original cumbersome model", measured: a teacher trained on all of CIFAR-10,
+then the same student distilled from it on 10 % and on 1 % of the training
+set, against the student from scratch on the same subsets.
+
+    python -m benchmarks.subsets --data /path/to/cifar10-jpeg [--fractions 0.1 0.01]
+
+The teacher: the default preset's (edge_pool, 18 epochs) on all 50,000
+training images; that run distils a one-epoch student only to produce the
+teacher file. Each subset run is the default preset with `--teacher` that
+file, `--train-subset N` (the first N of the run's seeded shuffle, so the 1 %
+subset is inside the 10 % one) and `--scratch`: same split, init and recipe,
+40 epochs either way. Evaluation on the 10,000 test images. Saves the runs
+under --work and the table in benchmarks/results/subsets/table.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from benchmarks.saved import ROOT, write_table
+from edgekd.environment import machine, versions
+
+TEACHER_FLAGS = ["--no-scratch", "--epochs", "1", "--teacher-cache-views", "0",
+                 "--no-teacher-cache-mirror"]
+
+
+def _distill(data: Path, out: Path, flags: list[str]) -> None:
+    if (out / "train_report.json").is_file():  # finished: a rerun only re-renders
+        return
+    subprocess.run([sys.executable, "-m", "distill", "--data", str(data), "--preset", "default",
+                    "--out", str(out), "--quiet", *flags], check=True, cwd=ROOT)
+
+
+def run(a) -> dict:
+    teacher_dir = a.work / "teacher"
+    _distill(a.data, teacher_dir, TEACHER_FLAGS)
+    full = json.loads((teacher_dir / "train_report.json").read_text())
+    n_train = full["dataset"]["n_train"]
+    runs = {}
+    for fraction in a.fractions:
+        n = int(round(fraction * n_train))
+        out = a.work / f"subset_{n}"
+        _distill(a.data, out, ["--teacher", str(teacher_dir / "teacher.keras"),
+                               "--train-subset", str(n), "--scratch"])
+        runs[fraction] = {"n": n, "train": json.loads((out / "train_report.json").read_text())}
+    return {"teacher": full, "runs": runs}
+
+
+def _minutes(model: dict) -> float:
+    return sum(e["seconds"] for e in model["epochs"]) / 60
+
+
+def document(results: dict, a) -> str:
+    t = results["teacher"]["models"]["teacher"]
+    rows = ["| training images | teacher (all 50,000) | distilled student | student from scratch "
+            "| distillation gain | student minutes (distilled / scratch) |",
+            "|---:|---:|---:|---:|---:|---:|"]
+    for fraction, r in results["runs"].items():
+        m = r["train"]["models"]
+        s, z = m["student"], m["student_scratch"]
+        rows.append(f"| {r['n']:,} ({100 * fraction:g} %) | {100 * t['accuracy']:.2f} % | "
+                    f"{100 * s['accuracy']:.2f} % | {100 * z['accuracy']:.2f} % | "
+                    f"{100 * (s['accuracy'] - z['accuracy']):+.2f} | "
+                    f"{_minutes(s):.1f} / {_minutes(z):.1f} |")
+    m, v = machine(), versions()
+    cfg = next(iter(results["runs"].values()))["train"]["config"]
+    return "\n".join([
+        "# Distilling on a fraction of the data", "",
+        "`python -m benchmarks.subsets`: the default preset's teacher "
+        f"({t['name']}, {len(t['epochs'])} epochs, {t['params']:,} params) trained on all "
+        f"{results['teacher']['dataset']['n_train']:,} CIFAR-10 training images (JPEG copy); "
+        f"then the default student ({cfg['student_arch']}, {cfg['epochs']} epochs, batch "
+        f"{cfg['batch_size']}, teacher cache {cfg['teacher_cache_views']} views and mirrors) "
+        "distilled from it on the first N images of the seeded shuffle, and the same student "
+        "from scratch on the same N images (same init and recipe). Top-1 of the Keras models "
+        f"on the {results['teacher']['dataset']['n_test']:,} test images. Machine: "
+        f"{m['cpu']}, {m['cores']} cores; tensorflow {v.get('tensorflow')}. Teacher "
+        f"training: {_minutes(t):.0f} minutes.", "", *rows, ""])
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, required=True, help="CIFAR-10 as JPEG class folders "
+                   "(train/, test/), e.g. ../shared/data/cifar10-jpeg.tar.gz unpacked")
+    p.add_argument("--fractions", type=float, nargs="+", default=[0.1, 0.01])
+    p.add_argument("--work", type=Path, default=Path("/tmp/edgekd-subsets"))
+    a = p.parse_args(argv)
+    text = document(run(a), a)
+    print(text)
+    write_table("subsets", text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
