@@ -101,3 +101,22 @@ def test_predict_honours_the_recorded_policy(tmp_path, mini_exported):
     best = int(np.argmax(z))
     labels = manifest["dataset"]["labels"]
     assert proc.stdout.splitlines()[1].endswith(f"{labels[best]} {100 * z[best] / z.sum():.1f} %")
+
+
+def test_photo_folders_get_a_cached_pretrained_teacher(tmp_path, monkeypatch):
+    from distill.cli import photo_teacher
+    from distill.config import resolve
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    (tmp_path / "photos").mkdir()
+    cfg = resolve("default", data=str(tmp_path / "photos"))
+    assert photo_teacher(cfg, "default", False).teacher_arch == "edge_pool"  # nothing cached
+    weights = tmp_path / "keras" / "models" / "mobilenet_1_0_224_tf_no_top.h5"
+    weights.parent.mkdir(parents=True)
+    weights.write_bytes(b"weights")
+    chosen = photo_teacher(cfg, "default", False)
+    assert (chosen.teacher_arch, chosen.teacher_weights) == ("mobilenet", str(weights))
+    assert photo_teacher(cfg, "default", True).teacher_arch == "edge_pool"  # --teacher-arch given
+    assert photo_teacher(resolve("seed", data=cfg.data), "seed", False).teacher_arch == \
+        "seed_teacher"
+    npz = resolve("default", data=str(tmp_path / "x.npz"))
+    assert photo_teacher(npz, "default", False).teacher_arch == "edge_pool"
