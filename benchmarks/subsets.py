@@ -79,8 +79,7 @@ def document(results: dict, a) -> str:
         "distilled from it on the first N images of the seeded shuffle, and the same student "
         "from scratch on the same N images (same init and recipe). Top-1 of the Keras models "
         f"on the {results['teacher']['dataset']['n_test']:,} test images. Machine: "
-        f"{m['cpu']}, {m['cores']} cores; tensorflow {v.get('tensorflow')}. Teacher "
-        f"training: {_minutes(t):.0f} minutes.", "", *rows, ""])
+        f"{m['cpu']}, {m['cores']} cores; tensorflow {v.get('tensorflow')}.", "", *rows, ""])
 
 
 def main(argv=None) -> int:
