@@ -11,6 +11,7 @@ edgekd's marker are never deleted.
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import shutil
 from pathlib import Path
@@ -62,9 +63,16 @@ def open_work(out: Path, config_json: str, chief: bool = True, suffix: str = ".p
     if chief:
         if work.exists():
             shutil.rmtree(work)
-        work.mkdir(parents=True)
-        write_marker(work, "artifacts")
-        write_text(saved_file, config_json)
+        # Made aside and renamed into place: other workers, checking the folder at the
+        # same moment, see no folder or a marked one, never one half made.
+        work.parent.mkdir(parents=True, exist_ok=True)
+        fresh = work.parent / f".{work.name}-{os.getpid()}"  # mkdir's usual permissions
+        if fresh.is_dir() and is_ours(fresh):
+            shutil.rmtree(fresh)
+        fresh.mkdir()
+        write_marker(fresh, "artifacts")
+        write_text(fresh / "config.json", config_json)
+        os.rename(fresh, work)
     return work
 
 
