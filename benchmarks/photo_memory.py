@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.saved import load, write_table
+from benchmarks.saved import load, publish
 from benchmarks.stage import run_stage
 from distill import store
 from edgekd.environment import machine, versions
@@ -120,9 +120,7 @@ def main(argv=None) -> int:
         f"in memory | {ref_student['name']}, {ref_student['macs'] / 1e6:.2f}M MACs | - | - | "
         f"{ref_spe:.0f} | {_per(ref_spe, ref['dataset']['n_train'], ref_student['macs']):.0f} |",
         ""])
-    print(text)
-    write_table("photo_memory", text)
-    return 0
+    return publish("photo_memory", text)
 
 
 if __name__ == "__main__":

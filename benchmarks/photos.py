@@ -21,11 +21,11 @@ import tarfile
 from dataclasses import asdict
 from pathlib import Path
 
-from benchmarks.saved import ROOT, write_table
+from benchmarks.saved import publish
+from benchmarks.sign_digits import data_arguments
 from benchmarks.stage import Stage, run_stage
 from edgekd.environment import machine, versions
 
-SHARED = ROOT.parent / "shared" / "data"
 ROLES = ("teacher", "student_scratch", "student")
 
 
@@ -82,9 +82,7 @@ def document(results: dict, a) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--tar", type=Path, default=SHARED / "sign-digits.tar.gz")
-    p.add_argument("--weights", type=Path,
-                   default=SHARED / "pretrained" / "mobilenet_1_0_224_tf_no_top.h5")
+    data_arguments(p)
     p.add_argument("--sizes", type=int, nargs="+", default=[64, 96])
     p.add_argument("--work", type=Path, default=Path("/tmp/edgekd-photos"))
     p.add_argument("--note", default="", help="a sentence for the table (e.g. the machine's load)")
@@ -102,9 +100,7 @@ def main(argv=None) -> int:
                          "train": json.loads((out / "train_report.json").read_text()),
                          "bench": json.loads((out / "bench.json").read_text())}
     text = document(results, a)
-    print(text)
-    write_table("photos", text)
-    return 0
+    return publish("photos", text)
 
 
 if __name__ == "__main__":

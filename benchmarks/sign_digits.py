@@ -22,7 +22,7 @@ import tarfile
 import time
 from pathlib import Path
 
-from benchmarks.saved import ROOT, write_table
+from benchmarks.saved import ROOT, publish
 from edgekd.environment import machine, versions
 
 SHARED = ROOT.parent / "shared" / "data"
@@ -101,19 +101,22 @@ def document(results: dict, a) -> str:
         f"{v.get('tensorflow')}.", "", *rows, "", *stages, ""])
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def data_arguments(p: argparse.ArgumentParser) -> None:
+    """--tar and --weights: the photo set and the pretrained teacher's weights."""
     p.add_argument("--tar", type=Path, default=SHARED / "sign-digits.tar.gz")
     p.add_argument("--weights", type=Path,
                    default=SHARED / "pretrained" / "mobilenet_1_0_224_tf_no_top.h5")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    data_arguments(p)
     p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--work", type=Path, default=Path("/tmp/edgekd-sign-digits"))
     a = p.parse_args(argv)
     text = document(run(a), a)
-    print(text)
-    write_table("sign_digits", text)
-    return 0
+    return publish("sign_digits", text)
 
 
 if __name__ == "__main__":

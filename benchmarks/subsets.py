@@ -22,7 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks.saved import ROOT, write_table
+from benchmarks.saved import ROOT, publish
 from edgekd.environment import machine, versions
 
 N_TRAIN = 50_000  # CIFAR-10's training set: the teacher's, and what the fractions are of
@@ -94,9 +94,7 @@ def main(argv=None) -> int:
     p.add_argument("--work", type=Path, default=Path("/tmp/edgekd-subsets"))
     a = p.parse_args(argv)
     text = document(run(a), a)
-    print(text)
-    write_table("subsets", text)
-    return 0
+    return publish("subsets", text)
 
 
 if __name__ == "__main__":
