@@ -97,7 +97,7 @@ def main(argv=None) -> int:
     ref_spe = statistics.median(e["seconds"] for e in ref_student["epochs"])
     store_bytes = n * a.image_size ** 2 * 3
     cache = 20 * store_bytes
-    where = lambda b: "on disk" if b > store.RAM_LIMIT else "in memory"  # noqa: E731
+    where = lambda b: "on disk" if b > store.ram_limit() else "in memory"  # noqa: E731
     m, v = machine(), versions()
     text = "\n".join([
         "# Memory on a large photo folder", "",

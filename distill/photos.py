@@ -25,7 +25,7 @@ import numpy as np
 
 from distill import store
 from edgekd.errors import EdgekdError
-from edgekd.preprocess import fit_image, spread_indices
+from edgekd.preprocess import Preprocessing, fit_image, load_image, spread_indices
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 MAX_DEFAULT_SIDE = 128
@@ -71,15 +71,8 @@ def choose_size(paths: list[Path], image_size: int | None) -> tuple[tuple[int, i
                                 f"at most {MAX_DEFAULT_SIDE}; --image-size N to change)")
 
 
-def _decode_into(out, i: int, path: Path, mode: str, policy: str) -> None:
-    from PIL import Image, UnidentifiedImageError
-    h, w = out.shape[1:3]
-    try:
-        with Image.open(path) as im:
-            im = fit_image(im.convert(mode), h, w, policy)
-            store.put(out, i, np.asarray(im, dtype=np.uint8).reshape(1, *out.shape[1:]))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise EdgekdError(f"cannot decode image {path}: {exc}") from None
+def _decode_into(out, i: int, path: Path, pre: Preprocessing) -> None:
+    store.put(out, i, load_image(path, pre)[None])
 
 
 def decode(paths: list[Path], size: tuple[int, int], mode: str, policy: str,
@@ -96,7 +89,8 @@ def decode(paths: list[Path], size: tuple[int, int], mode: str, policy: str,
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool, \
             tqdm(total=len(paths), unit="img", file=sys.stderr, disable=None,
                  mininterval=1.0) as bar:
-        jobs = [pool.submit(_decode_into, out, i, p, mode, policy) for i, p in enumerate(paths)]
+        pre = Preprocessing(height=size[0], width=size[1], channels=row[2], resize=policy)
+        jobs = [pool.submit(_decode_into, out, i, p, pre) for i, p in enumerate(paths)]
         for job in jobs:
             job.result()  # the first bad photo raises its own one-line error
             bar.update()
