@@ -125,11 +125,13 @@ bench-teachers: $(STAMP)
 bench-subsets: $(STAMP)
 	$(PY) -m benchmarks.subsets --data "$(DATA)"
 
-# Photos at edge resolutions: sign-digits at 64 and 96 px (recommended photo command), and
-# peak memory on 50,000 generated photos at 128 px: benchmarks/results/photos|photo_memory/.
+# Photos at edge resolutions: sign-digits at 64 and 96 px (recommended photo command), peak
+# memory on 50,000 generated photos at 128 px, and the student stems' training cost per MAC:
+# benchmarks/results/photos|photo_memory|stems/.
 bench-photos: $(STAMP)
 	$(PY) -m benchmarks.photos
 	$(PY) -m benchmarks.photo_memory
+	$(PY) -m benchmarks.stems
 
 # Training and inference img/s of the zoo, with and without XLA: benchmarks/results/zoo_throughput/table.md.
 bench-zoo: $(STAMP)

@@ -26,7 +26,8 @@ from benchmarks.saved import DOCS, RESULTS, ROOT, load, table_path
 RUNS = ("seed", "seed_xeon", "default", "latency")  # saved pipeline runs, by name
 # Tables recorded by a measuring script (benchmarks/results/<name>/table.md), published as is
 RECORDED = ("zoo_throughput", "multiworker", "harness_overhead", "latency_vs_seed_epyc",
-            "latency_vs_seed_xeon", "optimize_table", "sign_digits", "photo_memory", "photos", "subsets")
+            "latency_vs_seed_xeon", "optimize_table", "sign_digits", "photo_memory", "photos",
+            "subsets", "stems")
 README = ROOT / "README.md"
 
 

@@ -43,7 +43,7 @@ def parser() -> OneLineParser:
     p.add_argument("--learning-rate", type=float)
     p.add_argument("--train-subset", type=int, help="use only N training images")
     p.add_argument("--student-macs", type=float, help="MACs budget per image (e.g. 10e6): "
-                   "the widest edge_res_x<w>_s<stride> student within it at the training size; "
+                   "the widest edge_res_x<w>_s2 / _p<stride> student within it at the training size; "
                    "replaces --student-arch")
     p.add_argument("--image-size", type=int, help="train at N x N (default: the data's median "
                    "shorter side, at most 128; a folder of one size up to 128 keeps it)")

@@ -72,7 +72,8 @@ def build(name: str, input_shape, num_classes: int) -> keras.Model:
     builder = BUILDERS.get(name) or edge_res_scaled(name)
     if builder is None:
         raise EdgekdError(f"unknown model {name!r}; valid models: {', '.join(BUILDERS)}, "
-                          "or edge_res_x<width>_s<stem stride> (e.g. edge_res_x0.5_s4)")
+                          "or edge_res_x<width>_s<stem stride> / _p<patch stem stride> "
+                          "(e.g. edge_res_x0.5_s4, edge_res_x0.875_p8)")
     return builder(tuple(input_shape), num_classes)
 
 

@@ -22,7 +22,7 @@ from distill.config import DistillConfig
 from distill.data import DataSet
 from distill.distribute import save_model, shard_by_data
 from distill.loss import DistillationLoss
-from distill.recipe import cached_views, make_optimizer, soft_targets
+from distill.recipe import cached_views, make_optimizer, plan_views, soft_targets
 from distill.tfenv import keras, tf
 from distill.train import Distiller, compile_classifier, run_phase
 from edgekd.roles import SCRATCH, STUDENT, model_file
@@ -56,13 +56,23 @@ class StudentData:
     def __init__(self, cfg: DistillConfig, ds: DataSet, teacher, plain, x_tr, y_tr):
         self.cfg, self.pre, self.teacher, self.plain = cfg, ds.preprocessing, teacher, plain
         self.x, self.y, self.store_dir = x_tr, y_tr, ds.store_dir
-        self._views, self.cache_seconds = None, None
+        self._views, self.cache_seconds, self.cache_copies = None, None, None
 
     def views(self) -> int:
-        """Cached views per image: the config's, or 1 for a teacher that the
+        """Cached views per image: the config's (as many as the phases and the
+        cache limit can use, recipe.plan_views), or 1 for a teacher that the
         training step cannot call (not a tf_keras model on the data's input)."""
-        if self.cfg.teacher_cache_views or self.teacher.keras_model is not None:
-            return self.cfg.teacher_cache_views
+        cfg = self.cfg
+        if cfg.teacher_cache_views and cfg.augment:
+            plan = plan_views(cfg.teacher_cache_views, cfg.teacher_cache_mirror,
+                              max(cfg.epochs, cfg.qat_epochs), len(self.x),
+                              int(np.prod(self.x.shape[1:])))
+            if plan.reason:
+                print(f"[distill] teacher cache: {plan.views} views, not "
+                      f"{cfg.teacher_cache_views}: {plan.reason}", flush=True)
+            return plan.views
+        if cfg.teacher_cache_views or self.teacher.keras_model is not None:
+            return cfg.teacher_cache_views
         print(f"[distill] the teacher ({self.teacher.kind}) runs outside TensorFlow's training "
               "step: its logits are cached, 1 view per image (--teacher-cache-views N for "
               "more)", flush=True)
@@ -81,6 +91,7 @@ class StudentData:
             self._views = shard_by_data(soft_targets(
                 cached, self.teacher.classes, cfg.label_smoothing, cfg.mixup, cfg.temperature))
             self.cache_seconds = round(time.perf_counter() - t0, 2)
+            self.cache_copies = views * (2 if cfg.teacher_cache_mirror and cfg.augment else 1)
             mirrored = " (and their mirrors)" if cfg.teacher_cache_mirror else ""
             print(f"[distill] teacher logits cached for {views} views"
                   f"{mirrored} in {self.cache_seconds} s", flush=True)

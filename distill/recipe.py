@@ -25,6 +25,9 @@ a batch at a time: the process then holds the logits and CHUNK images.
 
 from __future__ import annotations
 
+import math
+import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -130,6 +133,33 @@ def make_optimizer(kind: str, lr: float, schedule: str, weight_decay: float,
 
 
 CHUNK = 4096  # images augmented and run through the teacher at a time
+CACHE_LIMIT = 8 << 30  # bytes of cached views (EDGEKD_CACHE_LIMIT): see the module docstring
+
+
+def cache_limit() -> int:
+    return int(os.environ.get("EDGEKD_CACHE_LIMIT", CACHE_LIMIT))
+
+
+@dataclass(frozen=True)
+class CachePlan:
+    views: int  # views to cache (each mirrored too when `mirror`)
+    reason: str  # why fewer than asked ("" when as asked)
+
+
+def plan_views(views: int, mirror: bool, epochs: int, n: int, image_bytes: int) -> CachePlan:
+    """The views worth caching for phases of at most `epochs` epochs over `n`
+    images of `image_bytes` each: no more copies than epochs, and no more
+    bytes than cache_limit(); at least 1 view."""
+    per_view = 2 if mirror else 1
+    by_epochs = max(1, math.ceil(epochs / per_view))
+    limit = cache_limit()
+    by_bytes = max(1, limit // max(1, per_view * n * image_bytes))
+    if views <= min(by_epochs, by_bytes):
+        return CachePlan(views, "")
+    if by_epochs <= by_bytes:
+        return CachePlan(by_epochs, f"{epochs} epoch(s) draw at most {epochs} copies per image")
+    return CachePlan(by_bytes, f"more than {by_bytes} would pass the cache limit of "
+                               f"{limit / 2**30:.1f} GiB (EDGEKD_CACHE_LIMIT)")
 
 
 def cached_views(x, y: np.ndarray, teacher, pre: Preprocessing, views: int, batch_size: int,

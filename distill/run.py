@@ -224,6 +224,7 @@ def _train(cfg, ds, work: Path, verbose: int, chief: bool):
         report["distillation_gain"] = round(report["models"][STUDENT]["accuracy"]
                                             - report["models"][SCRATCH]["accuracy"], 4)
     report["teacher_cache_seconds"] = data.cache_seconds
+    report["teacher_cache_copies"] = data.cache_copies
     return report, teacher, x_calib
 
 

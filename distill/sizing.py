@@ -5,8 +5,11 @@ The family is edge_res's (zoo.edge_res_scaled): width multiplier x, stem
 stride s. The stem stride starts where the residual stages see about 16x16,
 as edge_res does on 32 px images (s = 2 at 32 px, 4 at 64, 8 at 128, 16 at
 256): MACs grow with the pixels, and spending them on width at a moderate
-resolution is what the 32 px zoo measurements favoured. Within that stride the
-widest x that fits is taken; only when even x = 0.25 does not fit does the
+resolution is what the 32 px zoo measurements favoured. Stride 2 keeps
+edge_res's 3x3 stem; larger strides take the patch stem (`_p<s>`), which
+trains at about the 32 px model's cost per MAC where the stride-2 chain costs
+4x (docs/results/stems.md). Within that stride the widest x on a grid of
+1/16 steps that fits is taken; only when even x = 0.25 does not fit does the
 stride double. MACs are counted on the built model (models.count_macs), the
 same count the report shows.
 """
@@ -20,8 +23,9 @@ from distill import models
 from distill.zoo import scaled_name
 from edgekd.errors import EdgekdError
 
-WIDTHS = (0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0, 1.25, 1.5, 1.75, 2.0, 2.5, 3.0)
+WIDTHS = tuple(k / 16 for k in range(4, 49))  # 0.25 to 3; widths round to multiples of 8
 MIN_FEATURE_SIDE = 4  # the last residual stage works at side / (4 s); below 1 px it is moot
+MAX_STRIDE = 64  # the family's largest stem (zoo.SCALED)
 
 
 @dataclass(frozen=True)
@@ -46,13 +50,14 @@ def pick(budget: float, input_shape, num_classes: int) -> Sized:
     side = min(input_shape[:2])
     stride = base_stride(side)
     smallest = None
-    while side // stride >= MIN_FEATURE_SIDE or stride == base_stride(side):
-        smallest = _measure(scaled_name(WIDTHS[0], stride), input_shape, num_classes)
+    while stride <= MAX_STRIDE and (side // stride >= MIN_FEATURE_SIDE
+                                    or stride == base_stride(side)):
+        smallest = _measure(scaled_name(WIDTHS[0], stride, stride > 2), input_shape, num_classes)
         if smallest.macs <= budget:
             lo, hi, best = 1, len(WIDTHS) - 1, smallest
             while lo <= hi:
                 mid = (lo + hi) // 2
-                candidate = _measure(scaled_name(WIDTHS[mid], stride), input_shape, num_classes)
+                candidate = _measure(scaled_name(WIDTHS[mid], stride, stride > 2), input_shape, num_classes)
                 if candidate.macs <= budget:
                     best, lo = candidate, mid + 1
                 else:

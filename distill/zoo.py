@@ -58,15 +58,20 @@ def _head(x, num_classes: int, pool=L.GlobalAveragePooling2D):
 
 
 def resnet(name: str, widths: tuple[int, ...], input_shape, num_classes: int,
-           stem_stride: int = 1, blocks: int = 1) -> keras.Model:
+           stem_stride: int = 1, blocks: int = 1, patch: bool = False) -> keras.Model:
     """Stem conv, then one stage per width (each but the first halves the
     resolution), `blocks` residual blocks per stage, global pooling, dense.
-    A stem stride above 2 (a power of 2) is a chain of stride-2 convs: a 3x3
-    kernel at stride 4 would skip pixels instead of summarising them."""
+    A stem stride above 2 (a power of 2) is a chain of stride-2 convs (a 3x3
+    kernel at stride 4 would skip pixels instead of summarising them), or with
+    `patch` one conv whose kernel is the stride (a patchify stem)."""
     inputs = keras.Input(shape=input_shape)
-    x = _conv(inputs, widths[0], min(2, stem_stride))
-    for _ in range(max(0, stem_stride.bit_length() - 2)):
-        x = _conv(x, widths[0], 2)
+    if patch:
+        x = _bn_relu(L.Conv2D(widths[0], stem_stride, strides=stem_stride, padding="same",
+                              use_bias=False)(inputs))
+    else:
+        x = _conv(inputs, widths[0], min(2, stem_stride))
+        for _ in range(max(0, stem_stride.bit_length() - 2)):
+            x = _conv(x, widths[0], 2)
     for stage, width in enumerate(widths):
         for block in range(blocks):
             x = _residual(x, width, 2 if stage > 0 and block == 0 else 1)
@@ -171,25 +176,33 @@ def edge_pool_student_160(input_shape, num_classes: int) -> keras.Model:
     return pooled("edge_pool_student_160", (8, 32, 160), 8, input_shape, num_classes)
 
 
-SCALED = re.compile(r"edge_res_x(\d+(?:\.\d+)?)_s(1|2|4|8|16|32)")
+SCALED = re.compile(r"edge_res_x(\d+(?:\.\d+)?)_([sp])(1|2|4|8|16|32|64)")
 BASE_WIDTHS = (24, 64, 128)  # edge_res's
 
 
-def scaled_name(width: float, stem_stride: int) -> str:
-    return f"edge_res_x{width:g}_s{stem_stride}"
+def scaled_name(width: float, stem_stride: int, patch: bool = False) -> str:
+    return f"edge_res_x{width:g}_{'p' if patch else 's'}{stem_stride}"
 
 
 def edge_res_scaled(name: str):
     """The student family for any image size: edge_res's shape with its widths
-    times x (rounded to multiples of 8, at least 8) and a stem stride s, e.g.
-    edge_res_x0.75_s8. edge_res is edge_res_x1_s2. None: not such a name."""
+    times x (rounded to multiples of 8, at least 8) and a stem of stride s:
+    `_s<s>` a chain of 3x3 stride-2 convs (edge_res is edge_res_x1_s2), `_p<s>`
+    one s x s conv at stride s (e.g. edge_res_x0.75_p8).
+
+    At high resolution the patch stem is what keeps training cheap per MAC: the
+    chain runs thin convolutions (3 to 24 channels) over large feature maps,
+    which CPUs execute at a fraction of their speed on the residual stages
+    (docs/results/stems.md: 4x the time per image per MAC at 128 px), while the
+    patch stem is one dense matrix product with s*s*3 inputs per output.
+    None: not such a name."""
     match = SCALED.fullmatch(name)
     if not match:
         return None
-    width, stride = float(match[1]), int(match[2])
+    width, patch, stride = float(match[1]), match[2] == "p", int(match[3])
     widths = tuple(max(8, int(round(w * width / 8)) * 8) for w in BASE_WIDTHS)
     return lambda input_shape, num_classes: resnet(name, widths, input_shape, num_classes,
-                                                   stem_stride=stride)
+                                                   stem_stride=stride, patch=patch)
 
 
 ZOO = {f.__name__: f for f in (

@@ -59,6 +59,7 @@ SCHEMA = {
                    "propertyNames": {"enum": list(ROLES)}, "additionalProperties": _MODEL},
         "distillation_gain": _NUM,  # student minus scratch accuracy, when both exist
         "teacher_cache_seconds": _SECONDS,
+        "teacher_cache_copies": {"type": ["integer", "null"], "minimum": 1},  # per image
         "distribution": {"type": "object", "properties": {
             "strategy": {"type": "string"}, "workers": {"type": "integer"},
             "replicas": {"type": "integer"}}},

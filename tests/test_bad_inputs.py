@@ -107,7 +107,7 @@ CASES = [
     (D, lambda c: _quick(c, "--student-macs", "1e7", "--student-arch", "edge_res"), 2,
      "--student-macs picks the student's architecture: pass it or --student-arch, not both"),
     (D, lambda c: _quick(c, "--student-macs", "1e5", "--image-size", "64"), 2,
-     "no student fits 0.1M MACs at 64x64: the smallest, edge_res_x0.25_s16"),
+     "no student fits 0.1M MACs at 64x64: the smallest, edge_res_x0.25_p16"),
     (D, lambda c: _quick(c, "--teacher-cache-mirror"), 2, "teacher cache mirror needs cached"),
     (D, lambda c: ["--data", c.data, "--out", c.out(), "--preset", "huge"], 2,
      "unknown preset 'huge'"),

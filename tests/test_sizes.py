@@ -30,16 +30,22 @@ def _photos(root, rng, n=8):
                     root / split / c / f"{i}.jpg")
 
 
-@pytest.mark.parametrize("size", [28, 512])
-def test_pipeline_at_size(tmp_path, size):
+@pytest.mark.parametrize("size,student", [(28, "tiny_student"), (512, 10e6)])
+def test_pipeline_at_size(tmp_path, size, student):
+    """At 512 px the student is --student-macs 10e6's pick: a patch-stem member
+    of the family (edge_res_x<w>_p32), so its export is checked too."""
     from distill.config import resolve
     from distill.run import run as distill
     _photos(tmp_path / "photos", np.random.default_rng(size))
+    arch = {"student_arch": student} if isinstance(student, str) else {"student_macs": student}
     cfg = resolve("quick", data=str(tmp_path / "photos"), teacher_arch="tiny_teacher",
-                  student_arch="tiny_student", teacher_epochs=1, epochs=1, train_subset=None,
-                  calib_size=8, batch_size=8, image_size=size)
+                  teacher_epochs=1, epochs=1, train_subset=None, calib_size=8, batch_size=8,
+                  image_size=size, **arch)
     out = tmp_path / "art"
-    distill(cfg, out, verbose=0)
+    report = distill(cfg, out, verbose=0)
+    if not isinstance(student, str):
+        assert report["models"]["student"]["name"].endswith("_p32")
+        assert report["models"]["student"]["macs"] <= student
     pre = Preprocessing.from_dict(json.loads((out / "preprocessing.json").read_text()))
     assert (pre.height, pre.width, pre.resize) == (size, size, "crop")
     manifest = export(out, ["tflite_fp32", "tflite_int8", "onnx_fp32"], ("teacher", "student"),

@@ -50,7 +50,7 @@ def test_offline_imagenet_fails_in_seconds(tmp_path, monkeypatch):
 
 def test_weights_are_loaded_and_the_teacher_fine_tuned(tmp_path, weights):
     path, means = weights
-    npz = small_npz(tmp_path / "d.npz")  # 12x12 RGB: the teacher upsizes to 32 inside
+    npz = small_npz(tmp_path / "d.npz")  # 12x12 RGB: the teacher upsizes to 128 inside
     out = tmp_path / "art"
     proc = run_cli("distill", "--data", str(npz), "--out", str(out), "--preset", "quick",
                    "--teacher-arch", "mobilenet", "--teacher-weights", str(path),
@@ -69,6 +69,7 @@ def test_weights_are_loaded_and_the_teacher_fine_tuned(tmp_path, weights):
         np.testing.assert_array_equal(got[name], value)
     assert not (out / "teacher_head.keras").exists()
     assert teacher.input_shape[1:] == (12, 12, 3)
+    assert backbone(teacher).input_shape[1:] == (128, 128, 3)  # FINE_TUNE_SIDE
     # the recorded accuracy is the saved teacher's, on the data's own eval images
     with np.load(out / "eval.npz") as z:
         logits = teacher.predict(z["x"] / np.float32(255), verbose=0)

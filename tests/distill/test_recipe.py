@@ -10,7 +10,7 @@ import pytest
 
 from distill import models
 from distill.config import PRESETS, resolve
-from distill.recipe import OneCycle, augment_batch, augment_numpy, cached_views, make_optimizer
+from distill.recipe import OneCycle, augment_batch, augment_numpy, cached_views, make_optimizer, plan_views
 from distill.tfenv import keras, tf
 from edgekd.errors import EdgekdError
 from edgekd.preprocess import Preprocessing
@@ -201,6 +201,27 @@ def test_mirrored_cache_pairs_each_view_with_its_mirror_and_the_pair_averaged_lo
     assert {img.tobytes() for img in images.numpy()} == originals
 
 
+@pytest.mark.parametrize("views,mirror,epochs,n,image_bytes,limit,want,why", [
+    # CIFAR-10 under the default recipe: 20 copies of 45,000 x 3,072 bytes fit 8 GiB.
+    (10, True, 40, 45_000, 32 * 32 * 3, 8 << 30, 10, ""),
+    # The same at 128 px: 2 x 45,000 x 49,152 bytes = 4.1 GiB per view, so 1 view.
+    (10, True, 40, 45_000, 128 * 128 * 3, 8 << 30, 1, "cache limit of 8.0 GiB"),
+    (10, True, 40, 45_000, 96 * 96 * 3, 8 << 30, 3, "cache limit"),  # 8 GiB / 2.32 GiB
+    # 5 epochs draw at most 5 copies: 3 mirrored views (6 copies), not 10.
+    (10, True, 5, 1000, 3072, 8 << 30, 3, "5 epoch(s) draw at most 5 copies"),
+    (10, False, 4, 1000, 3072, 8 << 30, 4, "4 epoch(s)"),
+    (2, False, 40, 1000, 3072, 8 << 30, 2, ""),
+    (10, False, 40, 1, 1000, 3500, 3, "cache limit"),  # EDGEKD_CACHE_LIMIT=3500
+    (10, True, 40, 1, 1000, 100, 1, "cache limit"),  # at least one view
+])
+def test_cache_plan_caps_views_by_epochs_and_bytes(monkeypatch, views, mirror, epochs, n,
+                                                    image_bytes, limit, want, why):
+    monkeypatch.setenv("EDGEKD_CACHE_LIMIT", str(limit))
+    plan = plan_views(views, mirror, epochs, n, image_bytes)
+    assert plan.views == want
+    assert why in plan.reason and (plan.reason == "") == (why == "")
+
+
 def test_cached_views_repeat_exactly_under_one_seed_and_vary_between_epochs():
     """The view each image shows is drawn in order (not inside the parallel
     map), so the same global seed gives the same batches, epoch after epoch;
@@ -304,6 +325,7 @@ def test_default_recipe_end_to_end_on_fashion_mnist(tmp_path):
                   teacher_cache_views=2)
     report = run(cfg, tmp_path / "out", verbose=0)
     assert report["teacher_cache_seconds"] > 0
+    assert report["teacher_cache_copies"] == 4  # 2 views and their mirrors: 4 epochs use 4
     assert report["models"]["teacher"]["accuracy"] > 0.35  # chance: 0.1
     # A 4k-parameter student after 4 short epochs: well above chance (labels
     # misaligned with the cached views would leave it near 0.1).
