@@ -19,7 +19,7 @@ stays exact), mirror-symmetric, and usually a little more accurate than f.
 Memory: the cache is one uint8 array of all copies (2V x 45,000 CIFAR-10
 images: 138 MB per copy) plus their logits. Held in numpy up to
 store.RAM_LIMIT (TF constants had cost two more copies of it), and in a file
-in the run's store folder past it (2V x 45,000 photos at 128 px: 44 GB), read
+in the run's store folder past it (45,000 photos at 128 px: 2.2 GB per copy), read
 a batch at a time: the process then holds the logits and CHUNK images.
 """
 

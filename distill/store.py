@@ -1,7 +1,7 @@
 """Image arrays too large for memory: uint8 rows in a file, read by index.
 
 The training images and the teacher cache grow with N x pixels (x views):
-45,000 photos at 128 px are 2.2 GB, and their 20 cached views 44 GB. Past
+45,000 photos at 128 px are 2.2 GB, and 2 cached copies of them 4.4 GB. Past
 RAM_LIMIT bytes such an array lives in a file in the run's store folder, and
 the process holds only the batch it reads. Rows are read with pread, not
 through a memory map: the kernel's page cache keeps the hot part of the file
