@@ -10,8 +10,9 @@ training images; that run distils a one-epoch student only to produce the
 teacher file. Each subset run is the default preset with `--teacher` that
 file, `--train-subset N` (the first N of the run's seeded shuffle, so the 1 %
 subset is inside the 10 % one) and `--scratch`: same split, init and recipe,
-40 epochs either way. Evaluation on the 10,000 test images. Saves the runs
-under --work and the table in benchmarks/results/subsets/table.md.
+the preset's 40 epochs either way, raised to its 1,600 steps on the 1 % subset.
+Evaluation on the 10,000 test images. Saves the runs under --work and the
+table in benchmarks/results/subsets/table.md.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import sys
 from pathlib import Path
 
 from benchmarks.saved import ROOT, publish
+from distill.config import PRESETS
 from edgekd.environment import machine, versions
 
 N_TRAIN = 50_000  # CIFAR-10's training set: the teacher's, and what the fractions are of
@@ -59,23 +61,25 @@ def _minutes(model: dict) -> float:
 def document(results: dict, a) -> str:
     first = next(iter(results["runs"].values()))["train"]
     t = first["models"]["teacher"]  # the supplied teacher, evaluated by each run alike
+    cfg = first["config"]
     rows = ["| training images | teacher (all 50,000) | distilled student | student from scratch "
-            "| distillation gain | student minutes (distilled / scratch) |",
-            "|---:|---:|---:|---:|---:|---:|"]
+            "| distillation gain | epochs (steps) | student minutes (distilled / scratch) |",
+            "|---:|---:|---:|---:|---:|---:|---:|"]
     for fraction, r in results["runs"].items():
         m = r["train"]["models"]
         s, z = m["student"], m["student_scratch"]
         rows.append(f"| {r['n']:,} ({100 * fraction:g} %) | {100 * t['accuracy']:.2f} % | "
                     f"{100 * s['accuracy']:.2f} % | {100 * z['accuracy']:.2f} % | "
-                    f"{100 * (s['accuracy'] - z['accuracy']):+.2f} | "
+                    f"{100 * (s['accuracy'] - z['accuracy']):+.2f} | {len(s['epochs'])} "
+                    f"({len(s['epochs']) * -(-r['n'] // cfg['batch_size']):,}) | "
                     f"{_minutes(s):.1f} / {_minutes(z):.1f} |")
     m, v = machine(), versions()
-    cfg = first["config"]
     return "\n".join([
         "# Distilling on a fraction of the data", "",
         "`python -m benchmarks.subsets`: the default preset's teacher (edge_pool, 18 epochs, "
         f"{t['params']:,} params) trained on all {N_TRAIN:,} CIFAR-10 training images (JPEG "
-        f"copy); then the default student ({cfg['student_arch']}, {cfg['epochs']} epochs, batch "
+        f"copy); then the default student ({cfg['student_arch']}, at least 40 epochs and "
+        f"{PRESETS['default'].min_steps:,} steps, batch "
         f"{cfg['batch_size']}, teacher cache {cfg['teacher_cache_views']} views and mirrors) "
         "distilled from it on the first N images of the seeded shuffle, and the same student "
         "from scratch on the same N images (same init and recipe). Top-1 of the Keras models "

@@ -34,6 +34,9 @@ def parser() -> OneLineParser:
     p.add_argument("--student-arch", help="student builder name (default from preset)")
     p.add_argument("--epochs", type=int, help="distillation epochs (scratch baseline: same); 0 with "
                    "--student keeps that student as is (e.g. to fine-tune it with --qat)")
+    p.add_argument("--min-steps", type=int, help="raise the student epochs on small data sets "
+                   "to at least N optimizer steps (default preset: 1600; 0: off; --epochs "
+                   "alone turns it off)")
     p.add_argument("--teacher-epochs", type=int)
     p.add_argument("--temperature", type=float)
     p.add_argument("--alpha", type=float, help="weight of the hard-label loss, in [0, 1]")

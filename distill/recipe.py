@@ -132,6 +132,13 @@ def make_optimizer(kind: str, lr: float, schedule: str, weight_decay: float,
     return keras.optimizers.Adam(rate, weight_decay=wd)
 
 
+def student_epochs(epochs: int, min_steps: int, n_train: int, batch_size: int) -> int:
+    """The student phases' epochs: `epochs`, or more when they would take fewer
+    than `min_steps` optimizer steps over `n_train` images (a small data set)."""
+    steps = -(-n_train // batch_size)
+    return max(epochs, -(-min_steps // steps))
+
+
 CHUNK = 4096  # images augmented and run through the teacher at a time
 CACHE_LIMIT = 8 << 30  # bytes of cached views (EDGEKD_CACHE_LIMIT): see the module docstring
 

@@ -32,7 +32,7 @@ from distill.phases import (
     student_init,
     train_students,
 )
-from distill.recipe import soft_targets
+from distill.recipe import soft_targets, student_epochs
 from distill.tfenv import keras, tf
 from distill.train import accuracy, make_dataset
 from distill.workdir import discard_if_empty, finish_complete, open_work
@@ -51,6 +51,18 @@ def _split(ds: DataSet, cfg: DistillConfig):
     train_idx = order[:cfg.train_subset] if cfg.train_subset else order
     return ((store.subset(ds.x_train, train_idx), ds.y_train[train_idx]),
             store.take(ds.x_train, calib_idx))
+
+
+def _scaled_epochs(cfg: DistillConfig, n_images: int) -> DistillConfig:
+    """The preset's student epochs, raised to min_steps on a small data set."""
+    n_train = min(n_images, cfg.train_subset or n_images)
+    epochs = student_epochs(cfg.epochs, cfg.min_steps, n_train, cfg.batch_size)
+    if epochs == cfg.epochs:
+        return cfg
+    print(f"[distill] {cfg.epochs} epochs of {n_train} images are only "
+          f"{cfg.epochs * -(-n_train // cfg.batch_size)} steps: the students train {epochs} "
+          f"epochs (at least {cfg.min_steps} steps; --epochs N sets them exactly)", flush=True)
+    return replace(cfg, epochs=epochs)
 
 
 def _training_data(cfg: DistillConfig, ds: DataSet):
@@ -181,6 +193,7 @@ def _run(cfg: DistillConfig, out: Path, strategy, chief: bool, verbose: int, t0:
         print(f"[distill] --student-macs {cfg.student_macs / 1e6:g}M at "
               f"{'x'.join(map(str, ds.x_train.shape[1:3]))}: {sized.name}", flush=True)
         cfg = replace(cfg, student_arch=sized.name)
+    cfg = _scaled_epochs(cfg, len(ds.x_train))
     work = open_work(out, cfg.to_json(), chief)
     try:
         with strategy.scope():

@@ -99,6 +99,7 @@ CASES = [
     (D, lambda c: _quick(c, "--batch-size", "abc"), 2, "argument --batch-size: invalid int"),
     (D, lambda c: _quick(c, "--epochs", "-1"), 2, "epochs must be >= 0"),
     (D, lambda c: _quick(c, "--val-split", "1.5"), 2, "val split must be in (0, 1)"),
+    (D, lambda c: _quick(c, "--min-steps", "-1"), 2, "min steps must be >= 0, got -1"),
     (D, lambda c: _quick(c, "--image-size", "4"), 2, "image size must be in [8, 1024], got 4"),
     (D, lambda c: _quick(c, "--image-size", "5000"), 2, "image size must be in [8, 1024], got 5000"),
     (D, lambda c: _quick(c, "--resize", "squash"), 2, "argument --resize: invalid choice: 'squash'"),

@@ -10,7 +10,15 @@ import pytest
 
 from distill import models
 from distill.config import PRESETS, resolve
-from distill.recipe import OneCycle, augment_batch, augment_numpy, cached_views, make_optimizer, plan_views
+from distill.recipe import (
+    OneCycle,
+    augment_batch,
+    augment_numpy,
+    cached_views,
+    make_optimizer,
+    plan_views,
+    student_epochs,
+)
 from distill.tfenv import keras, tf
 from edgekd.errors import EdgekdError
 from edgekd.preprocess import Preprocessing
@@ -246,10 +254,30 @@ def test_cached_views_repeat_exactly_under_one_seed_and_vary_between_epochs():
     ({"teacher_cache_views": 0, "teacher_cache_mirror": True},
      "teacher cache mirror needs cached views: add --teacher-cache-views N"),
     ({"strategy": "tpu"}, "strategy must be default, mirrored or multiworker, got 'tpu'"),
+    ({"min_steps": -1}, "min steps must be >= 0, got -1"),
 ])
 def test_recipe_config_errors(overrides, msg):
     with pytest.raises(EdgekdError, match=msg):
         resolve("default", **overrides)
+
+
+@pytest.mark.parametrize("epochs,min_steps,n,batch,want", [
+    (40, 1600, 500, 128, 400),  # 4 steps an epoch: 400 epochs are 1,600 steps
+    (40, 1600, 5_000, 128, 40),  # 40 steps an epoch: 40 epochs already are 1,600
+    (40, 1600, 45_000, 128, 40),
+    (40, 1600, 1_856, 128, 107),  # 15 steps an epoch; 106 would be 1,590
+    (40, 0, 500, 128, 40),
+    (5, 10, 100, 50, 5),
+])
+def test_student_epochs_reach_the_minimum_steps(epochs, min_steps, n, batch, want):
+    assert student_epochs(epochs, min_steps, n, batch) == want
+
+
+def test_given_epochs_are_exact_unless_min_steps_is_given_too():
+    assert (resolve("default").min_steps, resolve("latency").min_steps) == (1600, 1600)
+    assert resolve("seed").min_steps == 0  # the tutorial's 5 epochs, exactly
+    assert resolve("default", epochs=4).min_steps == 0
+    assert resolve("default", epochs=4, min_steps=100).min_steps == 100
 
 
 def test_seed_preset_keeps_the_tutorial_recipe():
@@ -333,3 +361,20 @@ def test_default_recipe_end_to_end_on_fashion_mnist(tmp_path):
     saved = json.loads((tmp_path / "out" / "config.json").read_text())
     assert (saved["preset"], saved["optimizer"], saved["schedule"], saved["augment"],
             saved["teacher_cache_mirror"]) == ("default", "sgd", "onecycle", True, True)
+
+
+def test_small_data_trains_the_students_to_the_minimum_steps(tmp_path, capsys):
+    """100 images in batches of 50 are 2 steps an epoch: min_steps 10 makes the
+    1 epoch asked for 5, for the distilled student and the scratch baseline,
+    says so, and records the epochs run in config.json."""
+    from distill.run import run
+    cfg = resolve("default", data=FASHION_SMALL, teacher_arch="tiny_teacher",
+                  student_arch="tiny_student", teacher_epochs=1, epochs=1, min_steps=10,
+                  train_subset=100, batch_size=50, calib_size=20, scratch=True,
+                  teacher_cache_views=1)
+    report = run(cfg, tmp_path / "out", verbose=0)
+    assert len(report["models"]["teacher"]["epochs"]) == 1
+    assert [len(report["models"][r]["epochs"]) for r in ("student", "student_scratch")] == [5, 5]
+    assert json.loads((tmp_path / "out" / "config.json").read_text())["epochs"] == 5
+    assert ("1 epochs of 100 images are only 2 steps: the students train 5 epochs (at least 10 "
+            "steps; --epochs N sets them exactly)") in capsys.readouterr().out
