@@ -19,7 +19,7 @@ import argparse
 import sys
 
 from benchmarks.saved import publish
-from benchmarks.zoo_throughput import BATCH, images_per_second
+from benchmarks.zoo_throughput import BATCH, images_per_second, training_setup
 from edgekd.environment import machine, versions
 
 BUDGET = 10e6
@@ -37,21 +37,10 @@ def widest(side: int, patch: bool) -> str:
     raise SystemExit(f"nothing fits {BUDGET:g} MACs at {side} px")
 
 
-def compiled(name: str, side: int):
+def compiled(name: str, side: int) -> dict:
     """The model under XLA as in the default preset, with one synthetic batch."""
-    import numpy as np
-
     from distill import models
-    from distill.tfenv import keras
-    keras.utils.set_random_seed(0)
-    shape = (side, side, 3)
-    model = models.build(name, shape, 10)
-    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9, nesterov=True),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  jit_compile=True)
-    rng = np.random.default_rng(0)
-    x = rng.random((BATCH, *shape), dtype=np.float32)
-    y = rng.integers(0, 10, BATCH)
+    model, x, y = training_setup(name, (side, side, 3), jit=True)
     return {"model": name, "side": side, "macs": models.count_macs(model),
             "params": model.count_params(), "step": lambda: model.train_on_batch(x, y)}
 

@@ -37,17 +37,22 @@ def images_per_second(step, seconds: float, warmup: int = 3) -> float:
     return n * BATCH / (time.perf_counter() - t0)
 
 
-def measure(name: str, jit: bool, seconds: float) -> dict:
+def training_setup(name: str, shape: tuple[int, int, int], jit: bool):
+    """(model compiled as distill trains it, one synthetic batch x, y)."""
     from distill import models
     from distill.tfenv import keras
     keras.utils.set_random_seed(0)
-    model = models.build(name, SHAPE, 10)
+    model = models.build(name, shape, 10)
     model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9, nesterov=True),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   jit_compile=jit)
     rng = np.random.default_rng(0)
-    x = rng.random((BATCH, *SHAPE), dtype=np.float32)
-    y = rng.integers(0, 10, BATCH)
+    return model, rng.random((BATCH, *shape), dtype=np.float32), rng.integers(0, 10, BATCH)
+
+
+def measure(name: str, jit: bool, seconds: float) -> dict:
+    from distill import models
+    model, x, y = training_setup(name, SHAPE, jit)
     return {"model": name, "jit": jit, "params": model.count_params(),
             "macs": models.count_macs(model),
             "train": images_per_second(lambda: model.train_on_batch(x, y), seconds),
