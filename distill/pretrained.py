@@ -15,10 +15,14 @@ more across, and fine-tuned on small images they transfer poorly; BiT
 fine-tuning. The teacher costs more MACs for it (MobileNet at 128 px: 186M),
 but it is never deployed, and its logits are computed once (the cache).
 
-Fine-tuning (distill.run): the new head first with the backbone frozen, then
-the whole net, with Adam at 1e-3 and then 1e-5 (Keras' transfer-learning
-recipe), batch-norm statistics kept from ImageNet (the backbone runs in
-inference mode), and the preset's augmentation.
+Fine-tuning (distill.run): the new head first with the backbone frozen (Adam
+at 1e-3, constant), then the whole net (Adam, one-cycle to a peak of 3e-4),
+batch-norm statistics kept from ImageNet (the backbone runs in inference
+mode), and the preset's augmentation. Keras' transfer-learning guide thaws at
+a constant 1e-5, made for photos much like ImageNet's; photos unlike them
+(hands, documents, parts) need the backbone to move: on Sign Language Digits
+the guide's rate left the teacher at 96.6 % held-out after 12 epochs, below
+a student trained alone, and the one-cycle 3e-4 reached 99.5 %.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ BACKBONES = {
     "efficientnet_b0": Backbone("EfficientNetB0", 255.0, 0.0, "efficientnetb0_notop.h5"),
 }
 FINE_TUNE_SIDE = 128  # the backbone's shorter side at least (see the module docstring)
-HEAD_LR, FINE_TUNE_LR = 1e-3, 1e-5  # Adam: the new head, then the whole net
+HEAD_LR, FINE_TUNE_LR = 1e-3, 3e-4  # Adam: the new head (constant), the whole net (peak)
 IMAGENET_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
 
 

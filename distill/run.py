@@ -94,10 +94,10 @@ def _teacher(session: Session) -> tuple[teachers.Teacher, dict]:
 
 def _fine_tuned_teacher(session: Session) -> tuple[teachers.Teacher, dict]:
     """A pretrained backbone: its new head first (a third of the teacher epochs,
-    backbone frozen), then the whole net. Both with Keras' transfer-learning
-    rates, Adam at 1e-3 then 1e-5, not the preset's: SGD at the default preset's
-    0.1 blew the head's logits up, and the thawed backbone then collapsed to
-    chance (sign-digits photos, docs/results/sign_digits.md)."""
+    backbone frozen), then the whole net, both with Adam at pretrained's rates,
+    not the preset's SGD: SGD at the default preset's 0.1 blew the head's logits
+    up, and the thawed backbone then collapsed to chance (sign-digits photos,
+    docs/results/sign_digits.md)."""
     cfg, ds, pre = session.cfg, session.ds, session.ds.preprocessing
     head_epochs = max(1, cfg.teacher_epochs // 3)
     head, head_log = session.train(Phase(
@@ -111,7 +111,7 @@ def _fine_tuned_teacher(session: Session) -> tuple[teachers.Teacher, dict]:
         return head
     model, log = session.train(Phase(
         TEACHER, thawed, False, cfg.teacher_epochs - head_epochs, pretrained.FINE_TUNE_LR,
-        schedule="constant", optimizer="adam", weight_decay=0.0, seed_offset=0))
+        schedule="onecycle", optimizer="adam", weight_decay=0.0, seed_offset=0))
     info = {"trained": True, "epochs": head_log + log,
             "source": f"{cfg.teacher_arch}, weights {cfg.teacher_weights or 'imagenet'}"}
     return teachers.from_keras(model, pre, info["source"]), info
