@@ -116,9 +116,11 @@ bench-latency: $(STAMP)
 	$(PY) -m benchmarks.latency_vs_seed --tflite "edge_res_mid int8, trained=$(OUT)-latency/student_int8.tflite"
 
 # A teacher from scratch against a fine-tuned ImageNet MobileNet on ../shared's
-# Sign Language Digits photos: benchmarks/results/sign_digits/table.md.
+# Sign Language Digits photos, and the fine-tuning rate of the pretrained one:
+# benchmarks/results/sign_digits|fine_tune/table.md.
 bench-teachers: $(STAMP)
 	$(PY) -m benchmarks.sign_digits
+	$(PY) -m benchmarks.fine_tune
 
 # Student on 10 % and 1 % of CIFAR-10, distilled from a full-data teacher vs from scratch
 # (DATA= the unpacked cifar10-jpeg folder): benchmarks/results/subsets/table.md.

@@ -73,7 +73,8 @@ def document(results: dict, a) -> str:
         f"`python -m benchmarks.photos`: {first['dataset']['n_train']} training and "
         f"{first['dataset']['n_test']} held-out photos; default preset with `--teacher-arch "
         f"mobilenet --teacher-weights {Path(a.weights).name} --student-macs 10e6 --scratch "
-        "--image-size N`: MobileNet v1 (ImageNet weights) fine-tuned, head then whole net; "
+        "--image-size N`: MobileNet v1 (ImageNet weights) fine-tuned, head then whole net "
+        "(Adam 1e-3, then one-cycle to 3e-4: docs/results/fine_tune.md); "
         "the student from scratch has the distilled student's architecture, init and recipe. "
         f"Machine: {m['cpu']}, {m['cores']} cores; tensorflow {v.get('tensorflow')}." +
         (f" {a.note}" if a.note else ""), "", *rows, "", *stages, ""])
