@@ -47,7 +47,7 @@ def _train(a) -> None:
 
     ds = load_dataset(str(a.work / "sign-digits"), image_size=a.image_size)
     cfg = resolve("default", teacher_arch="mobilenet", teacher_weights=str(a.weights))
-    _, _, train_ds = run._training_data(cfg, ds)
+    _, _, train_ds = run.training_data(cfg, ds)
     x_test, steps = ds.x_test.astype(np.float32) / 255.0, int(train_ds.cardinality())
     log, t0 = a.work / f"{a.phase}.jsonl", time.perf_counter()
 

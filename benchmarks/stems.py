@@ -32,7 +32,7 @@ def widest(side: int, patch: bool) -> str:
     stride = sizing.base_stride(side)
     for width in reversed(sizing.WIDTHS):
         name = scaled_name(width, stride, patch)
-        if sizing._measure(name, (side, side, 3), 10).macs <= BUDGET:
+        if sizing.measure(name, (side, side, 3), 10).macs <= BUDGET:
             return name
     raise SystemExit(f"nothing fits {BUDGET:g} MACs at {side} px")
 

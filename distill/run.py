@@ -65,7 +65,7 @@ def _scaled_epochs(cfg: DistillConfig, n_images: int) -> DistillConfig:
     return replace(cfg, epochs=epochs)
 
 
-def _training_data(cfg: DistillConfig, ds: DataSet):
+def training_data(cfg: DistillConfig, ds: DataSet):
     """(x, y) of the training subset, the calibration images, and the shuffled
     (augmented) training dataset, sharded for the strategy in scope."""
     # The datasets' shuffles take the global seed too: set it here, so that a run
@@ -220,7 +220,7 @@ def _run(cfg: DistillConfig, out: Path, strategy, chief: bool, verbose: int, t0:
 def _train(cfg, ds, work: Path, verbose: int, chief: bool):
     """All training and evaluation (inside the strategy's scope)."""
     pre = ds.preprocessing
-    (x_tr, y_tr), x_calib, train_ds = _training_data(cfg, ds)
+    (x_tr, y_tr), x_calib, train_ds = training_data(cfg, ds)
     data = StudentData(cfg, ds, None, train_ds, x_tr, y_tr)
     session = Session(cfg, ds, work, data, verbose, chief)
     init = student_init(cfg, ds)  # a bad student name or file fails before the teacher trains
@@ -278,7 +278,7 @@ def add_scratch(out: str | Path, verbose: int | None = None) -> dict:
     with store.folder_beside(out) as store_dir:
         ds = load_dataset(cfg.data, cfg.image_size, cfg.val_split, cfg.seed, cfg.resize,
                           store_dir)
-        (x_tr, y_tr), _, plain = _training_data(cfg, ds)  # the run's own subset and shuffles
+        (x_tr, y_tr), _, plain = training_data(cfg, ds)  # the run's own subset and shuffles
         work = open_work(out, cfg.to_json(), suffix=".scratch.partial")  # a killed run resumes
         session = Session(cfg, ds, work, StudentData(cfg, ds, None, plain, x_tr, y_tr), verbose)
         model, log = session.train(scratch_phase(cfg, copies_of(student_init(cfg, ds))))

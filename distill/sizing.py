@@ -39,7 +39,8 @@ def base_stride(side: int) -> int:
     return 2 ** max(1, round(math.log2(max(side, 1) / 16)))
 
 
-def _measure(name: str, input_shape, num_classes: int) -> Sized:
+def measure(name: str, input_shape, num_classes: int) -> Sized:
+    """A zoo model's MACs and parameters, counted on the built model."""
     model = models.build(name, input_shape, num_classes)
     return Sized(name, models.count_macs(model), int(model.count_params()))
 
@@ -52,12 +53,12 @@ def pick(budget: float, input_shape, num_classes: int) -> Sized:
     smallest = None
     while stride <= MAX_STRIDE and (side // stride >= MIN_FEATURE_SIDE
                                     or stride == base_stride(side)):
-        smallest = _measure(scaled_name(WIDTHS[0], stride, stride > 2), input_shape, num_classes)
+        smallest = measure(scaled_name(WIDTHS[0], stride, stride > 2), input_shape, num_classes)
         if smallest.macs <= budget:
             lo, hi, best = 1, len(WIDTHS) - 1, smallest
             while lo <= hi:
                 mid = (lo + hi) // 2
-                candidate = _measure(scaled_name(WIDTHS[mid], stride, stride > 2), input_shape, num_classes)
+                candidate = measure(scaled_name(WIDTHS[mid], stride, stride > 2), input_shape, num_classes)
                 if candidate.macs <= budget:
                     best, lo = candidate, mid + 1
                 else:
