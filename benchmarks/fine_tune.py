@@ -35,28 +35,26 @@ HEAD = "head"
 
 def _train(a) -> None:
     """One phase (--phase): the head, or one variant from the saved head."""
-    import numpy as np
-
     from distill import pretrained, run
     from distill.config import resolve
     from distill.data import load_dataset
     from distill.phases import soft
     from distill.recipe import make_optimizer
     from distill.tfenv import keras
-    from distill.train import compile_classifier
+    from distill.train import accuracy, compile_classifier
 
     ds = load_dataset(str(a.work / "sign-digits"), image_size=a.image_size)
     cfg = resolve("default", teacher_arch="mobilenet", teacher_weights=str(a.weights))
     _, _, train_ds = run.training_data(cfg, ds)
-    x_test, steps = ds.x_test.astype(np.float32) / 255.0, int(train_ds.cardinality())
+    steps = int(train_ds.cardinality())
     log, t0 = a.work / f"{a.phase}.jsonl", time.perf_counter()
 
     class Record(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            pred = self.model.predict(x_test, batch_size=128, verbose=0).argmax(-1)
+            heldout = accuracy(self.model, ds.x_test, ds.y_test, ds.preprocessing)
             with open(log, "a") as f:
                 f.write(json.dumps({"epoch": epoch + 1, "train": float(logs["accuracy"]),
-                                    "heldout": float(np.mean(pred == ds.y_test)),
+                                    "heldout": heldout,
                                     "seconds": round(time.perf_counter() - t0, 1)}) + "\n")
 
     keras.utils.set_random_seed(cfg.seed)
@@ -64,7 +62,8 @@ def _train(a) -> None:
     if a.phase == HEAD:
         model = pretrained.build("mobilenet", ds.preprocessing.input_shape, len(ds.labels),
                                  str(a.weights))
-        opt, epochs = keras.optimizers.Adam(pretrained.HEAD_LR), max(1, cfg.teacher_epochs // 3)
+        opt = keras.optimizers.Adam(pretrained.HEAD_LR)
+        epochs = pretrained.head_epochs(cfg.teacher_epochs)
     else:
         model = keras.models.load_model(head_file)
         pretrained.backbone(model).trainable = True
@@ -95,22 +94,26 @@ def _run(a, phase: str) -> None:
                   "--weights", str(a.weights), log=log)
 
 
+def _pct(fraction: float) -> str:
+    return f"{100 * fraction:.2f} %"
+
+
 def document(a, head: list[dict], runs: dict[str, list[dict]]) -> str:
     m, v = machine(), versions()
-    rows = [f"| {e} | " + " | ".join(f"{r[e - 1]['heldout']:.2%}".replace("%", " %")
-                                     if len(r) >= e else "" for r in runs.values()) + " |"
+    rows = [f"| {e} | " + " | ".join(_pct(r[e - 1]["heldout"]) if len(r) >= e else ""
+                                     for r in runs.values()) + " |"
             for e in range(1, a.epochs + 1)]
-    last = " | ".join(f"{r[-1]['train']:.2%}".replace("%", " %") for r in runs.values())
+    last = " | ".join(_pct(r[-1]["train"]) for r in runs.values())
     return "\n".join([
         "# Fine-tuning the pretrained teacher: the whole net's rate", "",
         f"`python -m benchmarks.fine_tune --image-size {a.image_size} --epochs {a.epochs}`: "
         "Sign Language Digits (1,856 training, 206 held-out photos: one photo is 0.49 points), "
         f"{a.image_size} px, the default preset's augmentation and batch; MobileNet v1 (ImageNet "
         "weights) upsampled to 128 px. One head (Adam 1e-3, backbone frozen, "
-        f"{len(head)} epochs: {head[-1]['heldout']:.2%} held-out) is trained once; every "
+        f"{len(head)} epochs: {_pct(head[-1]['heldout'])} held-out) is trained once; every "
         "variant thaws the backbone and fine-tunes from it. one-cycle: warm-up over the "
         "first epoch, cosine decay to 0. Machine: "
-        f"{m['cpu']}, {m['cores']} cores; tensorflow {v.get('tensorflow')}.".replace("%", " %"),
+        f"{m['cpu']}, {m['cores']} cores; tensorflow {v.get('tensorflow')}.",
         "", "Held-out top-1 after each fine-tuning epoch:", "",
         "| epoch | " + " | ".join(runs) + " |", "|---:|" + "---:|" * len(runs), *rows,
         f"| training accuracy, last epoch | {last} |", ""])

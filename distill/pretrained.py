@@ -54,6 +54,11 @@ HEAD_LR, FINE_TUNE_LR = 1e-3, 3e-4  # Adam: the new head (constant), the whole n
 IMAGENET_URL = "https://storage.googleapis.com/tensorflow/keras-applications/"
 
 
+def head_epochs(teacher_epochs: int) -> int:
+    """The head's share of the teacher epochs (the rest fine-tune the whole net)."""
+    return max(1, teacher_epochs // 3)
+
+
 def check_weights(arch: str, weights: str | None) -> None:
     """Before TensorFlow starts: the weights exist, or can be downloaded now."""
     if arch not in BACKBONES:

@@ -99,7 +99,7 @@ def _fine_tuned_teacher(session: Session) -> tuple[teachers.Teacher, dict]:
     up, and the thawed backbone then collapsed to chance (sign-digits photos,
     docs/results/sign_digits.md)."""
     cfg, ds, pre = session.cfg, session.ds, session.ds.preprocessing
-    head_epochs = max(1, cfg.teacher_epochs // 3)
+    head_epochs = pretrained.head_epochs(cfg.teacher_epochs)
     head, head_log = session.train(Phase(
         "teacher_head", lambda: pretrained.build(cfg.teacher_arch, pre.input_shape,
                                                  len(ds.labels), cfg.teacher_weights),
