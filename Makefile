@@ -128,12 +128,14 @@ bench-subsets: $(STAMP)
 	$(PY) -m benchmarks.subsets --data "$(DATA)"
 
 # Photos at edge resolutions: sign-digits at 64 and 96 px (recommended photo command), peak
-# memory on 50,000 generated photos at 128 px, and the student stems' training cost per MAC:
-# benchmarks/results/photos|photo_memory|stems/.
+# memory on 50,000 generated photos at 128 px, the student stems' training cost per MAC, and
+# --student-ms's picks against their measured latency:
+# benchmarks/results/photos|photo_memory|stems|latency_budget/.
 bench-photos: $(STAMP)
 	$(PY) -m benchmarks.photos
 	$(PY) -m benchmarks.photo_memory
 	$(PY) -m benchmarks.stems
+	$(PY) -m benchmarks.latency_budget
 
 # Training and inference img/s of the zoo, with and without XLA: benchmarks/results/zoo_throughput/table.md.
 bench-zoo: $(STAMP)

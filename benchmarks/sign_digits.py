@@ -70,6 +70,7 @@ def _int8(bench: dict, role: str) -> str:
 
 
 def document(results: dict, a) -> str:
+    from distill import pretrained  # TensorFlow: only once the runs are done
     rows = ["| run | model | params | top-1 float | top-1 int8 (TFLite) | epochs | phase minutes |",
             "|---|---|---:|---:|---:|---:|---:|"]
     for name, r in results.items():
@@ -94,8 +95,10 @@ def document(results: dict, a) -> str:
         f"`python -m benchmarks.sign_digits --image-size {a.image_size}`: {first['n_train']} "
         f"training and {first['n_test']} held-out photos (10 % of the class folders), "
         f"{a.image_size} px, default preset; pretrained teacher: MobileNet v1 with ImageNet "
-        f"weights ({Path(a.weights).name}), fine-tuned: its head for a third of the teacher "
-        "epochs (Adam 1e-3), then the whole net (Adam 1e-5); that run trains without XLA, "
+        f"weights ({Path(a.weights).name}) on the photos upsampled to "
+        f"{pretrained.FINE_TUNE_SIDE} px, fine-tuned: its head for a third of the teacher "
+        f"epochs (Adam {pretrained.HEAD_LR:g}), then the whole net (Adam, one-cycle to "
+        f"{pretrained.FINE_TUNE_LR:g}); that run trains without XLA, "
         "which slows depthwise convolutions on CPU. The scratch student is the first run's "
         f"(same split, seed and init). Machine: {m['cpu']}, {m['cores']} cores; tensorflow "
         f"{v.get('tensorflow')}.", "", *rows, "", *stages, ""])

@@ -48,6 +48,17 @@ def parser() -> OneLineParser:
     p.add_argument("--student-macs", type=float, help="MACs budget per image (e.g. 10e6): "
                    "the widest edge_res_x<w>_s2 / _p<stride> student within it at the training size; "
                    "replaces --student-arch")
+    p.add_argument("--student-ms", type=float, help="latency budget in ms on your target: "
+                   "the widest such student whose MACs, at the rate --latency-from measured, "
+                   "fit it; replaces --student-arch")
+    p.add_argument("--latency-from", metavar="BENCH_JSON", help="bench.json of an earlier "
+                   "run benched on the target (python -m bench OUT [--target ssh://...])")
+    p.add_argument("--latency-format", help="the format whose latency counts "
+                   "(default tflite_int8)")
+    p.add_argument("--latency-threads", type=int, help="the thread count whose latency "
+                   "counts (default 1)")
+    p.add_argument("--latency-target", help="which machine of --latency-from: a --target URL "
+                   "bench ran on, or local (default: its only target, else local)")
     p.add_argument("--image-size", type=int, help="train at N x N (default: the data's median "
                    "shorter side, at most 128; a folder of one size up to 128 keeps it)")
     p.add_argument("--resize", choices=("crop", "pad", "stretch"),
@@ -96,14 +107,19 @@ def parser() -> OneLineParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = vars(parser().parse_args(argv))
     out, preset, quiet = args.pop("out"), args.pop("preset"), args.pop("quiet")
-    if args.get("student_macs") is not None and args.get("student_arch"):
-        raise EdgekdError("--student-macs picks the student's architecture: pass it or "
-                          "--student-arch, not both")
+    for budget in ("student_macs", "student_ms"):
+        if args.get(budget) is not None and args.get("student_arch"):
+            flag = "--" + budget.replace("_", "-")
+            raise EdgekdError(f"{flag} picks the student's architecture: pass it or "
+                              "--student-arch, not both")
     from distill.config import resolve  # cheap; fails on bad values before TF loads
     cfg = photo_teacher(resolve(preset, **args), preset, explicit=bool(args.get("teacher_arch")))
     from distill.data import preflight
     from edgekd.files import check_writable
     preflight(cfg.data)  # an unusable source fails here, before TensorFlow's start-up
+    if cfg.student_ms is not None:  # and so does a bad bench.json
+        from distill.budget import read_rate
+        read_rate(cfg.latency_from, cfg.latency_format, cfg.latency_threads, cfg.latency_target)
     if not cfg.teachers:
         from distill.pretrained import check_weights
         check_weights(cfg.teacher_arch, cfg.teacher_weights)  # offline: fails in seconds

@@ -8,6 +8,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, fields, replace
 
+from distill import budget
 from edgekd.errors import EdgekdError
 from edgekd.preprocess import RESIZE_POLICIES
 
@@ -20,6 +21,11 @@ class DistillConfig:
     student_arch: str = "seed_student"
     student_macs: float | None = None  # budget: student_arch becomes the widest
     # edge_res_x<w>_s<stride> within it at the training size (distill.sizing)
+    student_ms: float | None = None  # latency budget: a MACs budget at the rate that
+    latency_from: str | None = None  # bench.json measured (distill.budget) for this
+    latency_format: str = "tflite_int8"  # format at this many threads
+    latency_threads: int = 1
+    latency_target: str | None = None  # which of bench.json's machines (budget.read_rate)
     # Bring your own teacher (not retrained): a file or folder, or a list of them
     # (an ensemble); any kind distill.teachers reads.
     teacher_path: str | list[str] | None = None
@@ -151,6 +157,13 @@ class DistillConfig:
         if self.student_macs is not None and self.student_path:
             raise EdgekdError("--student-macs picks a student; it cannot size a supplied "
                               "--student model")
+        budget.check_request(self.student_ms, self.latency_from, self.latency_format,
+                             self.latency_threads)
+        if self.latency_target is not None and self.student_ms is None:
+            raise EdgekdError("--latency-target chooses the machine for --student-ms: pass both")
+        if self.student_ms is not None and (self.student_macs is not None or self.student_path):
+            raise EdgekdError("--student-ms picks a student: pass it or --student-macs / "
+                              "--student, not both")
         if self.resize not in RESIZE_POLICIES:
             raise EdgekdError(f"resize must be one of {', '.join(RESIZE_POLICIES)}, "
                               f"got {self.resize!r}")

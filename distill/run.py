@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from distill import models, optimize, pretrained, safe_load, sizing, store, teachers
+from distill import budget, models, optimize, pretrained, safe_load, sizing, store, teachers
 from distill.config import DistillConfig
 from distill.data import DataSet, load_dataset
 from distill.distribute import (
@@ -35,7 +36,7 @@ from distill.phases import (
 from distill.recipe import soft_targets, student_epochs
 from distill.tfenv import keras, tf
 from distill.train import accuracy, make_dataset
-from distill.workdir import discard_if_empty, finish_complete, open_work
+from distill.workdir import discard_if_empty, finish_complete, open_work, saved_config
 from edgekd import environment, train_report
 from edgekd.atomic import atomic_path, swap_into_place, write_json, write_text
 from edgekd.errors import EdgekdError
@@ -185,14 +186,49 @@ def run(cfg: DistillConfig, out: str | Path, verbose: int | None = None) -> dict
         return _run(cfg, out, strategy, chief, verbose, t0, store_dir)
 
 
+def _resumed_pick(cfg: DistillConfig, n_images: int, out: Path) -> str | None:
+    """The student an interrupted run of the same --student-ms command picked:
+    timings vary, so picking again could refuse its resumption."""
+    saved = saved_config(out)
+    if not saved or not isinstance(saved.get("student_arch"), str):
+        return None
+    again = _scaled_epochs(replace(cfg, student_arch=saved["student_arch"]), n_images)
+    return saved["student_arch"] if json.loads(again.to_json()) == saved else None
+
+
+def _sized_student(cfg: DistillConfig, ds, store_dir: Path, out: Path) -> DistillConfig:
+    """--student-macs or --student-ms: the config with the picked student."""
+    shape, side = ds.preprocessing.input_shape, "x".join(map(str, ds.x_train.shape[1:3]))
+    resumed = cfg.student_ms is not None and _resumed_pick(cfg, len(ds.x_train), out)
+    if resumed:
+        print(f"[distill] --student-ms {cfg.student_ms:g}: {resumed}, as the interrupted run "
+              "picked", flush=True)
+        return replace(cfg, student_arch=resumed)
+    if cfg.student_ms is not None:
+        rate = budget.read_rate(cfg.latency_from, cfg.latency_format, cfg.latency_threads,
+                                cfg.latency_target)
+        print(f"[distill] --student-ms {cfg.student_ms:g}: timing candidates here against "
+              f"{rate.describe()}", flush=True)
+        with tempfile.TemporaryDirectory(dir=store_dir) as tmp:
+            probe = budget.Probe(rate, shape, len(ds.labels), Path(tmp))
+            sized = sizing.pick(cfg.student_ms, shape, len(ds.labels),
+                                lambda s: probe(s.name), "--student-ms", (" ms", 1.0))
+        print(f"[distill] --student-ms {cfg.student_ms:g} at {side}: {sized.name}, "
+              f"{sized.macs / 1e6:.2f}M MACs, {probe(sized.name):.3f} ms predicted on "
+              f"{rate.machine}", flush=True)
+    elif cfg.student_macs:
+        sized = sizing.pick(cfg.student_macs, shape, len(ds.labels))
+        print(f"[distill] --student-macs {cfg.student_macs / 1e6:g}M at {side}: {sized.name}",
+              flush=True)
+    else:
+        return cfg
+    return replace(cfg, student_arch=sized.name)
+
+
 def _run(cfg: DistillConfig, out: Path, strategy, chief: bool, verbose: int, t0: float,
          store_dir: Path) -> dict:
     ds = load_dataset(cfg.data, cfg.image_size, cfg.val_split, cfg.seed, cfg.resize, store_dir)
-    if cfg.student_macs:  # resolved before the work folder: a resumed run resolves alike
-        sized = sizing.pick(cfg.student_macs, ds.preprocessing.input_shape, len(ds.labels))
-        print(f"[distill] --student-macs {cfg.student_macs / 1e6:g}M at "
-              f"{'x'.join(map(str, ds.x_train.shape[1:3]))}: {sized.name}", flush=True)
-        cfg = replace(cfg, student_arch=sized.name)
+    cfg = _sized_student(cfg, ds, store_dir, out)  # before the work folder: a resumed run resolves alike
     cfg = _scaled_epochs(cfg, len(ds.x_train))
     work = open_work(out, cfg.to_json(), chief)
     try:

@@ -11,12 +11,15 @@ trains at about the 32 px model's cost per MAC where the stride-2 chain costs
 4x (docs/results/stems.md). Within that stride the widest x on a grid of
 1/16 steps that fits is taken; only when even x = 0.25 does not fit does the
 stride double. MACs are counted on the built model (models.count_macs), the
-same count the report shows.
+same count the report shows. `--student-ms` runs the same search with each
+candidate's predicted latency on the user's target as its cost
+(distill.budget).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from distill import models
@@ -45,27 +48,31 @@ def measure(name: str, input_shape, num_classes: int) -> Sized:
     return Sized(name, models.count_macs(model), int(model.count_params()))
 
 
-def pick(budget: float, input_shape, num_classes: int) -> Sized:
-    """The widest family member within `budget` MACs (binary search over
-    WIDTHS: MACs grow with the width)."""
+def pick(budget: float, input_shape, num_classes: int, cost: Callable[[Sized], float] | None = None,
+         flag: str = "--student-macs", unit: tuple[str, float] = ("M MACs", 1e6)) -> Sized:
+    """The widest family member whose cost (default: its MACs) is within
+    `budget`: a binary search over WIDTHS, as cost grows with the width. `flag`
+    and `unit` (name, divisor) word the error when nothing fits."""
+    cost = cost or (lambda s: s.macs)
     side = min(input_shape[:2])
     stride = base_stride(side)
     smallest = None
     while stride <= MAX_STRIDE and (side // stride >= MIN_FEATURE_SIDE
                                     or stride == base_stride(side)):
         smallest = measure(scaled_name(WIDTHS[0], stride, stride > 2), input_shape, num_classes)
-        if smallest.macs <= budget:
+        if cost(smallest) <= budget:
             lo, hi, best = 1, len(WIDTHS) - 1, smallest
             while lo <= hi:
                 mid = (lo + hi) // 2
                 candidate = measure(scaled_name(WIDTHS[mid], stride, stride > 2), input_shape, num_classes)
-                if candidate.macs <= budget:
+                if cost(candidate) <= budget:
                     best, lo = candidate, mid + 1
                 else:
                     hi = mid - 1
             return best
         stride *= 2
     h, w = input_shape[:2]
+    name, per = unit
     raise EdgekdError(
-        f"no student fits {budget / 1e6:g}M MACs at {h}x{w}: the smallest, {smallest.name}, "
-        f"needs {smallest.macs / 1e6:.2f}M; raise --student-macs or lower --image-size")
+        f"no student fits {budget / per:g}{name} at {h}x{w}: the smallest, {smallest.name}, "
+        f"needs {cost(smallest) / per:.2f}{name}; raise {flag} or lower --image-size")

@@ -37,6 +37,15 @@ def _has_progress(work: Path) -> bool:
     return False
 
 
+def saved_config(out: Path, suffix: str = ".partial") -> dict | None:
+    """The configuration an interrupted run of `out` was started with, if any."""
+    try:
+        saved = json.loads((out.parent / f"{out.name}{suffix}" / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return saved if isinstance(saved, dict) else None
+
+
 def _changed(saved: dict, wanted: dict) -> str:
     keys = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
     return ", ".join(f"{k} {saved.get(k)!r} -> {wanted.get(k)!r}" for k in keys[:4])

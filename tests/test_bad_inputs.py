@@ -57,6 +57,19 @@ class Case:
     def out(self) -> Path:
         return self.tmp / "out"
 
+    def bench_json(self, *rows: dict) -> Path:
+        """A bench.json in a copy of the exported folder holding these artifact
+        rows (--latency-from): their files are the export's."""
+        path = self.folder() / "bench.json"
+        path.write_text(json.dumps({"machine": {"cpu": "Test CPU"}, "artifacts": list(rows)}))
+        return path
+
+
+def _timed(role: str, fmt: str, p50_ms: float, macs: int, threads: str = "1",
+           path: str = "student_int8.tflite") -> dict:
+    return {"name": f"{role}_{fmt}", "role": role, "format": fmt, "macs": macs, "path": path,
+            "latency": {threads: {"p50_ms": p50_ms}}}
+
 
 def _images(root: Path, classes=("a", "b"), corrupt=False) -> Path:
     from PIL import Image
@@ -109,6 +122,35 @@ CASES = [
      "--student-macs picks the student's architecture: pass it or --student-arch, not both"),
     (D, lambda c: _quick(c, "--student-macs", "1e5", "--image-size", "64"), 2,
      "no student fits 0.1M MACs at 64x64: the smallest, edge_res_x0.25_p16"),
+    (D, lambda c: _quick(c, "--student-ms", "1"), 2, "--student-ms needs --latency-from "
+     "BENCH_JSON: the bench.json of a run benched on your target"),
+    (D, lambda c: _quick(c, "--student-ms", "-1", "--latency-from", "b.json"), 2,
+     "--student-ms must be a positive number of milliseconds, got -1.0"),
+    (D, lambda c: _quick(c, "--student-ms", "1", "--student-arch", "edge_res"), 2,
+     "--student-ms picks the student's architecture: pass it or --student-arch, not both"),
+    (D, lambda c: _quick(c, "--student-ms", "1", "--student-macs", "1e7", "--latency-from",
+                         "b.json"), 2, "--student-ms picks a student: pass it or --student-macs"),
+    (D, lambda c: _quick(c, "--latency-from", "b.json"), 2,
+     "--latency-from is the rate for --student-ms: pass both"),
+    (D, lambda c: _quick(c, "--latency-target", "local"), 2,
+     "--latency-target chooses the machine for --student-ms: pass both"),
+    (D, lambda c: _quick(c, "--student-ms", "1", "--latency-from", c.tmp / "missing.json"), 2,
+     "missing.json not found"),
+    (D, lambda c: _quick(c, "--student-ms", "1", "--latency-from", c.bench_json(
+        _timed("teacher", "tflite_int8", 1.0, 10**8))), 2,
+     "has no student or student_scratch row in tflite_int8 (it has: teacher_tflite_int8)"),
+    (D, lambda c: _quick(c, "--student-ms", "1", "--latency-threads", "4", "--latency-from",
+                         c.bench_json(_timed("student", "tflite_int8", 0.3, 10**7))), 2,
+     "student_tflite_int8 was not timed at 4 thread(s) (timed: 1)"),
+    (D, lambda c: _quick(c, "--student-ms", "1", "--latency-from", c.bench_json(
+        _timed("student", "tflite_int8", 0.3, 10**7, path="gone.tflite"))), 2,
+     "student_tflite_int8's file"),
+    (D, lambda c: _quick(c, "--student-ms", "1", "--latency-from", c.bench_json(
+        _timed("student", "tflite_int8", 0.3, 10**7, path="../../x.tflite"))), 2,
+     "outside"),
+    (D, lambda c: _quick(c, "--student-ms", "0.001", "--image-size", "64", "--latency-from",
+                         c.bench_json(_timed("student", "tflite_int8", 0.3, 10**7))), 2,
+     "no student fits 0.001 ms at 64x64: the smallest, edge_res_x0.25_p16, needs"),
     (D, lambda c: _quick(c, "--teacher-cache-mirror"), 2, "teacher cache mirror needs cached"),
     (D, lambda c: ["--data", c.data, "--out", c.out(), "--preset", "huge"], 2,
      "unknown preset 'huge'"),
