@@ -49,8 +49,8 @@ def parser() -> OneLineParser:
                    "the widest edge_res_x<w>_s2 / _p<stride> student within it at the training size; "
                    "replaces --student-arch")
     p.add_argument("--student-ms", type=float, help="latency budget in ms on your target: "
-                   "the widest such student whose MACs, at the rate --latency-from measured, "
-                   "fit it; replaces --student-arch")
+                   "the widest such student predicted within it there (candidates timed here "
+                   "against the file --latency-from timed there); replaces --student-arch")
     p.add_argument("--latency-from", metavar="BENCH_JSON", help="bench.json of an earlier "
                    "run benched on the target (python -m bench OUT [--target ssh://...])")
     p.add_argument("--latency-format", help="the format whose latency counts "

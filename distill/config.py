@@ -21,9 +21,9 @@ class DistillConfig:
     student_arch: str = "seed_student"
     student_macs: float | None = None  # budget: student_arch becomes the widest
     # edge_res_x<w>_s<stride> within it at the training size (distill.sizing)
-    student_ms: float | None = None  # latency budget: a MACs budget at the rate that
-    latency_from: str | None = None  # bench.json measured (distill.budget) for this
-    latency_format: str = "tflite_int8"  # format at this many threads
+    student_ms: float | None = None  # latency budget on the machine of a bench.json
+    latency_from: str | None = None  # row (distill.budget): the student row's latency
+    latency_format: str = "tflite_int8"  # in this format at this many threads
     latency_threads: int = 1
     latency_target: str | None = None  # which of bench.json's machines (budget.read_rate)
     # Bring your own teacher (not retrained): a file or folder, or a list of them
