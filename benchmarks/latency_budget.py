@@ -45,26 +45,19 @@ class Pick:
     by_macs: str  # the widest within budget_ms at the reference's ms per MAC
 
 
-def _int8(name: str, side: int, folder: Path) -> Path:
-    from distill.budget import candidate_file
-    return candidate_file(name, (side, side, 3), CLASSES, "tflite_int8", folder)
-
-
 def timed(files: dict, seconds: float) -> dict:
-    """The lower of ROUNDS medians per file, the files taken in turn each round."""
-    from distill.budget import host_p50_ms
-    best: dict = {}
-    for _ in range(ROUNDS):
-        for key, path in files.items():
-            best[key] = min(best.get(key, float("inf")), host_p50_ms(path, "tflite", 1, seconds))
-    return best
+    from distill.budget import timed_in_turn
+    return timed_in_turn(files, "tflite", 1, seconds, ROUNDS)
 
 
 def run(seconds: float, work: Path) -> tuple:
     """The reference's row, each size x budget's picks, and the measured
     medians (keyed by (name, side); the reference by "ref")."""
     from distill import budget, models, sizing
-    reference = _int8("edge_res", 32, work)
+
+    def int8(name: str, side: int) -> Path:
+        return budget.candidate_file(name, (side, side, 3), CLASSES, "tflite_int8", work)
+    reference = int8("edge_res", 32)
     ref_macs = models.count_macs(models.build("edge_res", (32, 32, 3), CLASSES))
     row = {"name": "student_tflite_int8", "role": "student", "format": "tflite_int8",
            "macs": ref_macs, "path": reference.name,
@@ -85,7 +78,7 @@ def run(seconds: float, work: Path) -> tuple:
     for p in picks:
         for name in (p.name, p.by_macs):
             if (name, p.side) not in files:
-                files[(name, p.side)] = _int8(name, p.side, work)
+                files[(name, p.side)] = int8(name, p.side)
     return rate, picks, timed(files, seconds)
 
 

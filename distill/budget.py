@@ -147,12 +147,22 @@ def host_p50_ms(path: Path, runtime: str, threads: int, seconds: float = 1.0) ->
     return summarize(timed_loop(runner.invoke, 30, seconds))["p50_ms"]
 
 
+def timed_in_turn(files: dict, runtime: str, threads: int, seconds: float, rounds: int = 2) -> dict:
+    """host_p50_ms of each file (keyed as given), the files taken in turn each
+    round and the lowest of `rounds` medians kept: a slow spell of a shared
+    host then hits every file alike instead of one."""
+    best: dict = {}
+    for _ in range(rounds):
+        for key, path in files.items():
+            best[key] = min(best.get(key, math.inf), host_p50_ms(path, runtime, threads, seconds))
+    return best
+
+
 class Probe:
     """A candidate's predicted latency on the target: the target's median for
     the bench row times the candidate's time over the row file's time, both
-    measured here, in turn, twice (the lower of each: a slow spell of a
-    shared host then hits both). Candidates are converted once and remembered
-    by name."""
+    measured here in turn (timed_in_turn). Candidates are converted once and
+    remembered by name."""
 
     def __init__(self, rate: Rate, input_shape, num_classes: int, work: Path,
                  seconds: float = 1.0):
@@ -162,13 +172,9 @@ class Probe:
 
     def __call__(self, name: str) -> float:
         if name not in self.known:
-            files = (self.rate.path, self._convert(name))
-            best = [float("inf")] * 2
-            for _ in range(2):
-                for i, path in enumerate(files):
-                    best[i] = min(best[i], host_p50_ms(path, self.runtime, self.rate.threads,
-                                                       self.seconds / 4))
-            self.known[name] = self.rate.p50_ms * best[1] / best[0]
+            t = timed_in_turn({"row": self.rate.path, "candidate": self._convert(name)},
+                              self.runtime, self.rate.threads, self.seconds / 4)
+            self.known[name] = self.rate.p50_ms * t["candidate"] / t["row"]
         return self.known[name]
 
     def _convert(self, name: str) -> Path:

@@ -71,6 +71,21 @@ def test_a_row_pointing_outside_its_folder_is_refused(tmp_path):
         budget.read_rate(path)
 
 
+def test_files_are_timed_in_turn_and_the_lowest_median_kept(monkeypatch):
+    """A slow spell in the first round hits both files; each keeps its best round."""
+    medians = iter([5.0, 9.0, 1.0, 2.0, 3.0, 4.0])
+    calls = []
+
+    def fake(path, runtime, threads, seconds):
+        calls.append((path, runtime, threads, seconds))
+        return next(medians)
+    monkeypatch.setattr(budget, "host_p50_ms", fake)
+    best = budget.timed_in_turn({"a": "a.tflite", "b": "b.tflite"}, "tflite", 2, 0.5, rounds=3)
+    assert best == {"a": 1.0, "b": 2.0}
+    assert [c[0] for c in calls] == ["a.tflite", "b.tflite"] * 3
+    assert {c[1:] for c in calls} == {("tflite", 2, 0.5)}
+
+
 @pytest.fixture(scope="module")
 def probe(tmp_path_factory):
     """A target 10x this machine's speed... slower: its bench row says 10x what
