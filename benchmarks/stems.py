@@ -1,6 +1,8 @@
 """Training cost per MAC of the student family's two stems at photo sizes:
 the stride-2 chain (`edge_res_x<w>_s<s>`) against the patch stem
-(`edge_res_x<w>_p<s>`), with the default student at 32 px as the reference.
+(`edge_res_x<w>_p<s>`), the latter also trained as a matrix product on
+arranged patches (distill.patches), with the default student at 32 px as the
+reference.
 
     python -m benchmarks.stems [--seconds 12]
 
@@ -37,12 +39,19 @@ def widest(side: int, patch: bool) -> str:
     raise SystemExit(f"nothing fits {BUDGET:g} MACs at {side} px")
 
 
-def compiled(name: str, side: int) -> dict:
-    """The model under XLA as in the default preset, with one synthetic batch."""
-    from distill import models
+def compiled(name: str, side: int, product: bool = False) -> dict:
+    """The model under XLA as in the default preset, with one synthetic batch;
+    `product`: its patch stem trained as distill does on cached views, as a
+    matrix product on arranged patches (distill.patches.twin)."""
+    from distill import models, patches
     model, x, y = training_setup(name, (side, side, 3), jit=True)
-    return {"model": name, "side": side, "macs": models.count_macs(model),
-            "params": model.count_params(), "step": lambda: model.train_on_batch(x, y)}
+    row = {"model": name + (" (as a product)" if product else ""), "side": side,
+           "macs": models.count_macs(model), "params": model.count_params()}
+    if product:
+        trained, x = patches.twin(model), patches.arrange(x, patches.stem_stride(model))
+        trained.compile(optimizer=model.optimizer, loss=model.loss, jit_compile=True)
+        model = trained
+    return {**row, "step": lambda: model.train_on_batch(x, y)}
 
 
 def measure(rows: list[dict], seconds: float, rounds: int) -> None:
@@ -63,7 +72,10 @@ def main(argv=None) -> int:
     p.add_argument("--rounds", type=int, default=4)
     a = p.parse_args(argv)
     rows = [compiled("edge_res", 32)]
-    rows += [compiled(widest(side, patch), side) for side in SIZES for patch in (False, True)]
+    for side in SIZES:
+        patch = widest(side, True)
+        rows += [compiled(widest(side, False), side), compiled(patch, side),
+                 compiled(patch, side, product=True)]
     measure(rows, a.seconds, a.rounds)
     ref = rows[0]["per"]
     m, v = machine(), versions()
@@ -72,7 +84,9 @@ def main(argv=None) -> int:
     return publish("stems", "\n".join([
         "# Student stems at photo sizes: training cost per MAC", "",
         f"`python -m benchmarks.stems`: per image size, the widest `_s` (stride-2 chain) and "
-        f"`_p` (patch) member of the student family within {BUDGET / 1e6:g}M MACs; synthetic "
+        f"`_p` (patch) member of the student family within {BUDGET / 1e6:g}M MACs, the latter "
+        "also as distill trains it on cached views (its stem a matrix product on patches "
+        f"arranged beforehand, distill.patches); synthetic "
         f"batches of {BATCH}, SGD, XLA; the best of {a.rounds} rounds of {a.seconds / a.rounds:g} s of "
         f"timed steps per model, the models in turn. Machine: {m['cpu']}, "
         f"{m['cores']} cores; tensorflow {v.get('tensorflow')}, tf-keras {v.get('tf-keras')}.",

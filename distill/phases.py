@@ -17,12 +17,12 @@ from typing import Callable
 
 import numpy as np
 
-from distill import models, optimize
+from distill import models, optimize, patches
 from distill.config import DistillConfig
 from distill.data import DataSet
 from distill.distribute import save_model, shard_by_data
 from distill.loss import DistillationLoss
-from distill.recipe import cached_views, make_optimizer, plan_views, soft_targets
+from distill.recipe import cache_views, make_optimizer, plan_views, soft_targets
 from distill.tfenv import keras, tf
 from distill.train import Distiller, compile_classifier, run_phase
 from edgekd.roles import SCRATCH, STUDENT, model_file
@@ -57,6 +57,7 @@ class StudentData:
         self.cfg, self.pre, self.teacher, self.plain = cfg, ds.preprocessing, teacher, plain
         self.x, self.y, self.store_dir = x_tr, y_tr, ds.store_dir
         self._views, self.cache_seconds, self.cache_copies = None, None, None
+        self._batches: dict = {}  # patch stride -> the cached views' batches
 
     def views(self) -> int:
         """Cached views per image: the config's (as many as the phases and the
@@ -78,24 +79,28 @@ class StudentData:
               "more)", flush=True)
         return 1
 
-    def distill(self):
+    def distill(self, patch: int = 0):
+        """The distilled phases' data: cached views (their batches with patches
+        arranged for a patch stem of stride `patch`, distill.patches) or, when
+        the teacher runs in the training step, `plain`."""
         cfg = self.cfg
-        views = self.views() if self._views is None else 1
-        if not views:
-            return self.plain
         if self._views is None:
+            views = self.views()
+            if not views:
+                return self.plain
             t0 = time.perf_counter()
-            cached = cached_views(self.x, self.y, self.teacher, self.pre, views, cfg.batch_size,
-                                  cfg.seed, cfg.augment, cfg.teacher_cache_mirror,
-                                  self.store_dir)
-            self._views = shard_by_data(soft_targets(
-                cached, self.teacher.classes, cfg.label_smoothing, cfg.mixup, cfg.temperature))
+            self._views = cache_views(self.x, self.y, self.teacher, self.pre, views, cfg.seed,
+                                      cfg.augment, cfg.teacher_cache_mirror, self.store_dir)
             self.cache_seconds = round(time.perf_counter() - t0, 2)
-            self.cache_copies = views * (2 if cfg.teacher_cache_mirror and cfg.augment else 1)
+            self.cache_copies = self._views.copies
             mirrored = " (and their mirrors)" if cfg.teacher_cache_mirror else ""
             print(f"[distill] teacher logits cached for {views} views"
                   f"{mirrored} in {self.cache_seconds} s", flush=True)
-        return self._views
+        if patch not in self._batches:
+            self._batches[patch] = shard_by_data(soft_targets(
+                self._views.dataset(cfg.batch_size, cfg.seed, patch), self.teacher.classes,
+                cfg.label_smoothing, cfg.mixup, cfg.temperature))
+        return self._batches[patch]
 
 
 def epoch_log(work: Path, role: str) -> list[dict]:
@@ -137,23 +142,41 @@ class Session:
         else:
             keras.utils.set_random_seed(self.cfg.seed + phase.seed_offset)
             model = phase.make()
-            data = self.data.distill() if phase.distilled else self.data.plain
-            trainer = self._trainer(model, phase.distilled, optimizer(self.cfg, phase, data))
+            trained, data = self._as_trained(model, phase.distilled)
+            trainer = self._trainer(trained, phase.distilled, optimizer(self.cfg, phase, data))
             log = run_phase(phase.role, trainer, data, phase.epochs, self.work, self.verbose,
-                            list(phase.callbacks), chief=self.chief)
+                            list(phase.callbacks), chief=self.chief,
+                            backup="backup" if trained is model else "patches_backup")
             model = phase.finish(model)
             save_model(model, saved, self.chief, optimize.save)
             result = model, log
         self.trained[phase.role] = result
         return result
 
+    def _jit(self, model) -> bool:
+        # XLA makes depthwise convolutions ~8x slower to train on CPU (docs/results/
+        # zoo_throughput.md): MobileNet-style models train without it
+        return self.cfg.jit_compile and not (
+            _depthwise(model) and not tf.config.list_physical_devices("GPU"))
+
+    def _as_trained(self, model, distilled: bool):
+        """(the model to train, its data). A distilled phase on cached views
+        whose model starts with a patch stem trains it under XLA as a matrix
+        product on arranged patches (distill.patches), the same function
+        computed faster; phases whose batches are augmented (or whose teacher
+        runs) in the training loop see images."""
+        if not distilled:
+            return model, self.data.plain
+        stride = patches.stem_stride(model) if self._jit(model) else 0
+        data = self.data.distill(stride)
+        if not stride or data is self.data.plain:
+            return model, data
+        return patches.twin(model), data
+
     def _trainer(self, model, distilled: bool, opt):
         """A Distiller against the teacher, or a plain classifier."""
         cfg = self.cfg
-        # XLA makes depthwise convolutions ~8x slower to train on CPU (docs/results/
-        # zoo_throughput.md): MobileNet-style models train without it
-        jit = cfg.jit_compile and not (_depthwise(model) and not tf.config.list_physical_devices(
-            "GPU"))
+        jit = self._jit(model)
         if cfg.jit_compile and not jit:
             print(f"[distill] {model.name}: XLA off (depthwise convolutions on CPU)", flush=True)
         if not distilled:
@@ -161,7 +184,7 @@ class Session:
         loss = DistillationLoss(cfg.alpha, cfg.temperature, cfg.loss)
         trainer = Distiller(model, self.data.teacher.keras_model, loss)
         trainer.compile(optimizer=opt, jit_compile=jit)
-        trainer(np.zeros((1, *self.ds.preprocessing.input_shape), np.float32))  # resume needs it
+        trainer(np.zeros((1, *model.input_shape[1:]), np.float32))  # resume needs it
         return trainer
 
 

@@ -3,7 +3,7 @@ learning-rate schedule, the optimizer, and the teacher-logits cache.
 
 The cache: with augmentation a teacher sees a new input every step, so its
 logits cannot be reused and each distillation step pays a teacher forward
-pass. Instead, `cached_views` draws V fixed augmented copies of each training
+pass. Instead, `cache_views` draws V fixed augmented copies of each training
 image once, runs the teacher once on each (V inference passes in all instead
 of one per epoch), and every epoch shows each image as one of its V copies
 with the stored logits. The inputs then repeat exactly, so the reuse is exact.
@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from distill import store
+from distill import patches, store
 from distill.tfenv import keras, tf
 from edgekd.preprocess import Preprocessing
 
@@ -169,18 +169,40 @@ def plan_views(views: int, mirror: bool, epochs: int, n: int, image_bytes: int) 
                                f"{limit / 2**30:.1f} GiB (EDGEKD_CACHE_LIMIT)")
 
 
+@dataclass(frozen=True)
+class Views:
+    """The teacher cache: `copies` augmented copies of each training image
+    (copy k of image i at k * n + i) and the teacher's logits on each."""
+    images: object  # uint8 array or store.ImageStore
+    labels: np.ndarray
+    logits: np.ndarray
+    copies: int
+    pre: Preprocessing
+
+    def dataset(self, batch_size: int, seed: int, patch: int = 0) -> tf.data.Dataset:
+        """Shuffled batches (image, label, logits), scaled as `pre` says; with
+        `patch` s, the images come as distill.patches.arrange(images, s)."""
+        return _cache_dataset(self, batch_size, seed, patch)
+
+
 def cached_views(x, y: np.ndarray, teacher, pre: Preprocessing, views: int, batch_size: int,
                  seed: int, augment: bool = True, mirror: bool = False,
                  folder: Path | None = None) -> tf.data.Dataset:
-    """(augmented image, label, teacher logits) batches; see the module docstring.
-    Without augmentation the one view is the image itself, not mirrored. `x`:
-    a uint8 array or a distill.store.ImageStore; the copies go to a file in
-    `folder` past store.RAM_LIMIT, and are made CHUNK images at a time."""
+    """(augmented image, label, teacher logits) batches; see cache_views."""
+    return cache_views(x, y, teacher, pre, views, seed, augment, mirror, folder).dataset(
+        batch_size, seed)
+
+
+def cache_views(x, y: np.ndarray, teacher, pre: Preprocessing, views: int, seed: int,
+                augment: bool = True, mirror: bool = False, folder: Path | None = None) -> Views:
+    """The cache; see the module docstring. Without augmentation the one view
+    is the image itself, not mirrored. `x`: a uint8 array or a
+    distill.store.ImageStore; the copies go to a file in `folder` past
+    store.RAM_LIMIT, and are made CHUNK images at a time."""
     mirror = mirror and augment
     rng = np.random.default_rng(seed)
     copies = (views if augment else 1) * (2 if mirror else 1)
     n = len(x)
-    scale, offset = np.float32(pre.scale), np.float32(pre.offset)
     teacher_logits, classes = _logit_fn(teacher, pre)
     images = store.empty(copies * n, x.shape[1:], folder, "teacher_views.u8")
     logits = np.empty((copies * n, classes), np.float32)
@@ -198,7 +220,7 @@ def cached_views(x, y: np.ndarray, teacher, pre: Preprocessing, views: int, batc
                 lv = (lv + teacher_logits(np.ascontiguousarray(xv[:, :, ::-1]))) / 2
                 logits[(k + 1) * n + a:(k + 1) * n + a + len(xv)] = lv
             logits[k * n + a:k * n + a + len(xv)] = lv
-    return _cache_dataset(images, y, logits, copies, batch_size, seed, scale, offset)
+    return Views(images, np.asarray(y), logits, copies, pre)
 
 
 def _logit_fn(teacher, pre: Preprocessing):
@@ -217,18 +239,23 @@ def _logit_fn(teacher, pre: Preprocessing):
     return logits, int(teacher.output_shape[-1])
 
 
-def _cache_dataset(images, y: np.ndarray, logits: np.ndarray, copies: int,
-                   batch_size: int, seed: int, scale: np.float32,
-                   offset: np.float32) -> tf.data.Dataset:
-    """Shuffled batches, each image as one of its `copies`, drawn anew every
+def _cache_dataset(views: Views, batch_size: int, seed: int, patch: int) -> tf.data.Dataset:
+    """Shuffled batches, each image as one of its copies, drawn anew every
     epoch. The arrays stay in numpy and are read through numpy_function: TF
     constants captured by a tf.data function are copied again when the
-    pipeline is optimized (another full copy of the cache, measured)."""
+    pipeline is optimized (another full copy of the cache, measured). Patches
+    are arranged there too, on uint8: numpy copies a batch in a few ms, TF's
+    transpose of the scaled floats took several times that."""
+    images, y, logits, copies = views.images, views.labels, views.logits, views.copies
     n = len(y)
-    y = np.asarray(y)
+    scale, offset = np.float32(views.pre.scale), np.float32(views.pre.offset)
+    shape = images.shape[1:]
+    if patch:
+        shape = (shape[0] // patch, shape[1] // patch, patch * patch * shape[2])
 
     def gather(flat, idx):
-        return images[flat], y[idx], logits[flat]
+        batch = images[flat]
+        return (patches.arrange(batch, patch) if patch else batch), y[idx], logits[flat]
 
     def pick(idx):  # sequential map: the random draws stay in order, so a seed repeats
         return tf.random.uniform(tf.shape(idx), 0, copies, dtype=tf.int64) * n + idx, idx
@@ -236,7 +263,7 @@ def _cache_dataset(images, y: np.ndarray, logits: np.ndarray, copies: int,
     def lookup(flat, idx):
         batch, labels, targets = tf.numpy_function(
             gather, [flat, idx], [tf.uint8, tf.as_dtype(y.dtype), tf.float32], stateful=False)
-        batch.set_shape([None, *images.shape[1:]])
+        batch.set_shape([None, *shape])
         labels.set_shape([None, *y.shape[1:]])
         targets.set_shape([None, logits.shape[1]])
         return tf.cast(batch, tf.float32) * scale + offset, labels, targets

@@ -140,10 +140,13 @@ class EpochLog(keras.callbacks.Callback):
 
 
 def run_phase(name: str, model: keras.Model, train_ds, epochs: int, work: Path,
-              verbose: int = 1, callbacks: list | None = None, chief: bool = True) -> list[dict]:
+              verbose: int = 1, callbacks: list | None = None, chief: bool = True,
+              backup: str = "backup") -> list[dict]:
     """fit() with checkpoint-per-epoch resume; returns the epoch log. Under
     MultiWorkerMirroredStrategy every worker restores from the chief's backup
-    (BackupAndRestore writes other workers' saves to deleted temp folders)."""
+    (BackupAndRestore writes other workers' saves to deleted temp folders).
+    `backup` names the checkpoint per way of training a phase: a checkpoint
+    of another model layout would restore nothing, silently."""
     ckpt = work / "_checkpoints"
     if chief:
         ckpt.mkdir(parents=True, exist_ok=True)
@@ -160,7 +163,7 @@ def run_phase(name: str, model: keras.Model, train_ds, epochs: int, work: Path,
     if epochs > 0:
         print(f"[distill] {name}: {epochs} epoch(s)", flush=True)
         model.fit(train_ds, epochs=epochs, verbose=verbose, **per_epoch, callbacks=[
-            keras.callbacks.BackupAndRestore(str(ckpt / f"{name}_backup")), log,
+            keras.callbacks.BackupAndRestore(str(ckpt / f"{name}_{backup}")), log,
             *(callbacks or [])])
     return log.epochs
 

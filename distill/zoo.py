@@ -194,7 +194,8 @@ def edge_res_scaled(name: str):
     chain runs thin convolutions (3 to 24 channels) over large feature maps,
     which CPUs execute at a fraction of their speed on the residual stages
     (docs/results/stems.md: 4x the time per image per MAC at 128 px), while the
-    patch stem is one dense matrix product with s*s*3 inputs per output.
+    patch stem is one dense matrix product with s*s*3 inputs per output (and
+    distill trains it as one, distill.patches).
     None: not such a name."""
     match = SCALED.fullmatch(name)
     if not match:
