@@ -7,8 +7,9 @@ than the same product written as a matrix multiplication: at 128 px the
 student's stem took a fifth of a training step for a ninth of its MACs
 (docs/history.md). So a phase whose model starts with such a stem trains a
 twin instead: the same layers and variables behind a PatchProjection that
-multiplies patches, which the input pipeline lays out as channels (`arrange`:
-a reshape and a transpose, cheap on the CPU threads that feed the step). The
+multiplies patches, which the teacher cache's reader lays out as channels
+(`arrange`: a reshape and a transpose in numpy, on uint8, cheap on the CPU
+threads that feed the step). The
 saved model keeps its convolution; only training takes the other path, and
 both compute the same function.
 """
@@ -37,17 +38,12 @@ def stem_stride(model: keras.Model) -> int:
     return s
 
 
-def arrange(x, s: int):
-    """(N, H, W, C) images -> (N, H/s, W/s, s*s*C) patches, each patch's values
-    in the order of a (s, s, C, F) kernel reshaped to (s*s*C, F). Numpy in,
-    numpy out (a copy); otherwise TensorFlow ops."""
-    if isinstance(x, np.ndarray):
-        n, h, w, c = x.shape
-        patches = x.reshape(n, h // s, s, w // s, s, c).transpose(0, 1, 3, 2, 4, 5)
-        return np.ascontiguousarray(patches).reshape(n, h // s, w // s, s * s * c)
-    h, w, c = x.shape[1:]
-    x = tf.reshape(x, (-1, h // s, s, w // s, s, c))
-    return tf.reshape(tf.transpose(x, (0, 1, 3, 2, 4, 5)), (-1, h // s, w // s, s * s * c))
+def arrange(x: np.ndarray, s: int) -> np.ndarray:
+    """(N, H, W, C) images -> (N, H/s, W/s, s*s*C) patches (a copy), each
+    patch's values in the order of a (s, s, C, F) kernel reshaped to (s*s*C, F)."""
+    n, h, w, c = x.shape
+    patches = x.reshape(n, h // s, s, w // s, s, c).transpose(0, 1, 3, 2, 4, 5)
+    return np.ascontiguousarray(patches).reshape(n, h // s, w // s, s * s * c)
 
 
 class PatchProjection(keras.layers.Layer):
@@ -81,9 +77,3 @@ def twin(model: keras.Model) -> keras.Model:
     patches = keras.Input((h // s, w // s, s * s * c), name="patches")
     return keras.Model(patches, body(PatchProjection(conv)(patches)), name=f"{model.name}_twin")
 
-
-def arranged(ds: tf.data.Dataset, s: int) -> tf.data.Dataset:
-    """Batches (images, ...) -> (arrange(images, s), ...)."""
-    def patches(x, *rest):
-        return (arrange(x, s), *rest)
-    return ds.map(patches, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
