@@ -147,14 +147,16 @@ def host_p50_ms(path: Path, runtime: str, threads: int, seconds: float = 1.0) ->
     return summarize(timed_loop(runner.invoke, 30, seconds))["p50_ms"]
 
 
-def timed_in_turn(files: dict, runtime: str, threads: int, seconds: float, rounds: int = 2) -> dict:
-    """host_p50_ms of each file (keyed as given), the files taken in turn each
-    round and the lowest of `rounds` medians kept: a slow spell of a shared
-    host then hits every file alike instead of one."""
+def timed_in_turn(files: dict, runtime: str, threads: int, seconds: float, rounds: int = 2,
+                  timer=None) -> dict:
+    """`timer` (host_p50_ms unless given) of each file (keyed as given), the
+    files taken in turn each round and the lowest of `rounds` medians kept: a
+    slow spell of a shared host then hits every file alike instead of one."""
+    timer = timer or host_p50_ms
     best: dict = {}
     for _ in range(rounds):
         for key, path in files.items():
-            best[key] = min(best.get(key, math.inf), host_p50_ms(path, runtime, threads, seconds))
+            best[key] = min(best.get(key, math.inf), timer(path, runtime, threads, seconds))
     return best
 
 
@@ -162,18 +164,20 @@ class Probe:
     """A candidate's predicted latency on the target: the target's median for
     the bench row times the candidate's time over the row file's time, both
     measured here in turn (timed_in_turn). Candidates are converted once and
-    remembered by name."""
+    remembered by name. `timer(path, runtime, threads, seconds)` is the
+    measurement (host_p50_ms); tests inject one, as wall time is no test."""
 
     def __init__(self, rate: Rate, input_shape, num_classes: int, work: Path,
-                 seconds: float = 1.0):
+                 seconds: float = 1.0, timer=None):
         self.rate, self.input_shape, self.num_classes = rate, tuple(input_shape), num_classes
-        self.work, self.seconds, self.known = work, seconds, {}
+        self.work, self.seconds, self.known, self.timer = work, seconds, {}, timer
         self.runtime = FORMATS[rate.format].runtime
 
     def __call__(self, name: str) -> float:
         if name not in self.known:
             t = timed_in_turn({"row": self.rate.path, "candidate": self._convert(name)},
-                              self.runtime, self.rate.threads, self.seconds / 4)
+                              self.runtime, self.rate.threads, self.seconds / 4,
+                              timer=self.timer)
             self.known[name] = self.rate.p50_ms * t["candidate"] / t["row"]
         return self.known[name]
 
