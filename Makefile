@@ -76,7 +76,7 @@ lint: $(STAMP)
 	$(PY) -m mypy
 
 test: lint
-	$(PY) -m pytest -q -rs
+	$(PY) -m pytest -q -rs --durations=15
 
 # Tests that need what a fresh machine lacks: apt's Fashion-MNIST, ../shared's
 # CIFAR-10 copy, an sshd (.ci/run installs them).

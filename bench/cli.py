@@ -45,8 +45,8 @@ def parser() -> OneLineParser:
     p.add_argument("--keras", action="store_true",
                    help="also measure the Keras models (needs TensorFlow), as labelled extra rows")
     p.add_argument("--trust-model-code", action="store_true",
-                   help="with --keras: load models that hold Lambda layers (Python code that "
-                   "runs on load); only for artifacts folders you trust")
+                   help="with --keras: load models that are not plain data (Lambda layers, "
+                   "non-Keras classes or modules: code that runs on load); only for folders you trust")
     p.add_argument("--eval-limit", type=int,
                    help="accuracy on the first N eval images only (slow boards, emulators)")
     p.add_argument("--no-progress", action="store_true")

@@ -24,10 +24,11 @@ from edgekd.files import inside
 
 CODE_ROOT = Path(__file__).resolve().parent.parent
 RUNTIME_PACKAGES = ("numpy", "onnxruntime", "ai-edge-litert", "jsonschema", "tqdm")
-_URL = re.compile(r"^ssh://(?:(?P<user>[^@/:]+)@)?(?P<host>[^@/:]+)(?::(?P<port>\d+))?/?$")
+_URL = re.compile(r"ssh://(?:(?P<user>[^@/:]+)@)?(?P<host>[^@/:]+)(?::(?P<port>\d+))?/?")
 # A user or host name: letters, digits, '.', '_', '-', never a leading '-' (ssh
 # would read it as an option) and nothing a shell or ssh_config would expand.
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
+# fullmatch only: `$` also matches before a final newline.
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")
 REMOTE_MARKER = ".edgekd-bench"  # marks a --remote-dir edgekd made (and may clear)
 
 
@@ -49,11 +50,11 @@ class Target:
 
 
 def parse_target(url: str) -> Target:
-    m = _URL.match(url.strip())
+    m = _URL.fullmatch(url.strip())
     if not m:
         raise EdgekdError(f"bad --target {url!r}: expected ssh://[user@]host[:port]")
     for part in ("user", "host"):
-        if m[part] is not None and not _NAME.match(m[part]):
+        if m[part] is not None and not _NAME.fullmatch(m[part]):
             raise EdgekdError(f"bad --target {url!r}: the {part} name {m[part]!r} may hold only "
                               "letters, digits, '.', '_' and '-', and may not start with '-'")
     port = int(m["port"]) if m["port"] else None
@@ -70,6 +71,24 @@ class RemoteOptions:
     ssh_config: str | None = None  # ssh -F FILE; default: the user's own ssh config
     run_timeout: float = 7200.0
     extra_args: tuple[str, ...] = ()  # passed to the remote `python -m bench`
+
+    def __post_init__(self):
+        remote_path(self.remote_dir)  # a bad --remote-dir fails before any connection
+
+
+def remote_path(remote_dir: str) -> str:
+    """--remote-dir as the board's shell must see it: `~` and `~/x` are the
+    remote home and a folder in it (quoted, the shell would not expand them,
+    and a folder named `~` would appear)."""
+    d = remote_dir.strip()
+    if not d or any(ord(c) < 32 for c in d):
+        raise EdgekdError(f"bad --remote-dir {remote_dir!r}: give a folder name")
+    if d == "~" or d.startswith("~/"):
+        return d[2:].strip("/") or "."
+    if d.startswith("~"):
+        raise EdgekdError(f"bad --remote-dir {remote_dir!r}: ~user is not expanded; give a path "
+                          "relative to the remote home or an absolute one")
+    return d
 
 
 def _ssh(target: Target, command: str, opts: RemoteOptions, stdin: bytes | None = None,
@@ -138,7 +157,7 @@ def _python(target: Target, opts: RemoteOptions, rdir: str) -> str:
 def _remote_dir(target: Target, opts: RemoteOptions) -> str:
     """The absolute --remote-dir on the board: created, or used only when empty
     or marked by edgekd (its artifacts/ and code/ are replaced on every run)."""
-    d, m = shlex.quote(opts.remote_dir), shlex.quote(REMOTE_MARKER)
+    d, m = shlex.quote(remote_path(opts.remote_dir)), shlex.quote(REMOTE_MARKER)
     script = (f"if [ -e {d} ] || [ -L {d} ]; then "
               f"if [ ! -d {d} ] || [ -L {d} ]; then echo NOTDIR; exit 0; fi; "
               f"if [ -n \"$(ls -A {d})\" ] && {{ [ ! -f {d}/{m} ] || [ -L {d}/{m} ]; }}; "

@@ -38,7 +38,7 @@ class BenchConfig:
     timeout_s: float = 1800.0
     eval_limit: int | None = None  # accuracy on the first N eval images only (emulators)
     keras: bool = False  # also measure the Keras models (needs TensorFlow; a labelled extra row)
-    trust_model_code: bool = False  # --keras: load models with Lambda layers (code runs on load)
+    trust_model_code: bool = False  # --keras: skip the model-file allow-lists (code may run on load)
     notes: dict = field(default_factory=dict)
 
     def __post_init__(self):

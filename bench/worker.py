@@ -30,10 +30,10 @@ def measure(path: str, runtime: str, eval_path: str, pre: dict, threads: list[in
             runner_module: str | None = None, trust_code: bool = False) -> dict:
     """`runner_module`: a module whose open_runner() makes this runtime's runner
     (the Keras rows: TensorFlow is imported there, never by bench itself)."""
-    from bench.stats import summarize, timed_loop
     from edgekd.files import load_npz
     from edgekd.preprocess import Preprocessing, spread_indices
     from edgekd.runtime import open_runner
+    from edgekd.stats import summarize, timed_loop
 
     if runner_module:
         plugin = importlib.import_module(runner_module).open_runner
@@ -73,7 +73,9 @@ def main() -> int:
     try:
         out = measure(**spec)
     except Exception as exc:  # reported to the parent as one line, with the artifact name
-        json.dump({"error": f"{type(exc).__name__}: {exc}"}, sys.stdout)
+        from edgekd.errors import EdgekdError  # a user error reads as itself, others by type
+        json.dump({"error": str(exc) if isinstance(exc, EdgekdError) else f"{type(exc).__name__}: {exc}"},
+                  sys.stdout)
         return 1
     json.dump(out, sys.stdout)
     return 0

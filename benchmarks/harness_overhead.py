@@ -22,10 +22,10 @@ from benchmarks.saved import table_path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-from bench.stats import summarize, timed_loop
 from edgekd import environment
 from edgekd.preprocess import Preprocessing
 from edgekd.runtime import open_runner
+from edgekd.stats import summarize, timed_loop
 
 
 def bare_loop(invoke, seconds: float, block: int = 100) -> list[float]:

@@ -35,9 +35,8 @@ ZOO = ("seed_teacher", "seed_student", "edge_res", "edge_res_mid", "edge_res_lit
 
 def convert_untrained(folder: Path) -> list[tuple[str, int, Path]]:
     """(label, MACs, path): fp32 and int8 TFLite of each ZOO model, random weights."""
-    from distill import models
+    from distill import convert, models
     from edgekd.preprocess import Preprocessing
-    from export import convert
     pre = Preprocessing(*SHAPE)
     calib = np.random.default_rng(0).integers(0, 256, (64, *SHAPE)).astype(np.uint8)
     inp = convert.Inputs(pre, calib, int8_io=False)
@@ -55,8 +54,8 @@ def convert_untrained(folder: Path) -> list[tuple[str, int, Path]]:
 
 
 def measure(entries, rounds: int, seconds: float) -> dict[str, list[int]]:
-    from bench.stats import timed_loop
     from edgekd.runtime import open_runner
+    from edgekd.stats import timed_loop
     x = np.random.default_rng(1).random((1, *SHAPE), dtype=np.float32)
     runners = {}
     for label, _, path in entries:
@@ -73,8 +72,8 @@ def measure(entries, rounds: int, seconds: float) -> dict[str, list[int]]:
 
 
 def document(entries, samples, rounds: int, seconds: float) -> str:
-    from bench.stats import summarize
     from edgekd import environment
+    from edgekd.stats import summarize
     p50 = {label: summarize(s)["p50_ms"] for label, s in samples.items()}
     ref = p50["seed_teacher fp32"]
     m, v = environment.machine(), environment.versions()

@@ -138,8 +138,8 @@ def host_p50_ms(path: Path, runtime: str, threads: int, seconds: float = 1.0) ->
     median, on a random input of the file's own shape and type."""
     import numpy as np
 
-    from bench.stats import summarize, timed_loop
     from edgekd.runtime import open_runner
+    from edgekd.stats import summarize, timed_loop
     runner = open_runner(path, runtime, threads)
     shape = [1, *runner.inputs[0]["shape"][1:]]  # ONNX files may leave the batch open
     runner.prepare(np.random.default_rng(0).random(shape, dtype=np.float32))
@@ -193,8 +193,8 @@ def candidate_file(name: str, input_shape, num_classes: int, fmt: str, folder: P
     import numpy as np
 
     from distill import models
+    from distill.convert import CONVERTERS, Inputs
     from edgekd.preprocess import Preprocessing
-    from export.convert import CONVERTERS, Inputs
     h, w, c = input_shape
     model = models.build(name, tuple(input_shape), num_classes)
     calib = np.random.default_rng(0).integers(0, 256, (16, h, w, c), dtype=np.uint8)

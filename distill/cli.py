@@ -98,8 +98,9 @@ def parser() -> OneLineParser:
                    help="XLA-compile the training steps (default preset: on; slower for "
                    "depthwise students such as edge_sep)")
     p.add_argument("--trust-model-code", action="store_true", default=None,
-                   help="load --teacher/--student .h5 or SavedModel files that hold Lambda "
-                   "layers (Python code that runs on load); only for files you trust")
+                   help="load --teacher/--student files that are not plain data (Lambda "
+                   "layers, non-Keras classes or modules, SavedModel I/O ops, custom ONNX/TFLite "
+                   "ops); only for files you trust")
     p.add_argument("--quiet", action="store_true", help="no per-batch progress bars")
     return p
 
@@ -113,6 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise EdgekdError(f"{flag} picks the student's architecture: pass it or "
                               "--student-arch, not both")
     from distill.config import resolve  # cheap; fails on bad values before TF loads
+    from edgekd.envvars import check_distill
+    check_distill()
     cfg = photo_teacher(resolve(preset, **args), preset, explicit=bool(args.get("teacher_arch")))
     from distill.data import preflight
     from edgekd.files import check_writable

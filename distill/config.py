@@ -72,8 +72,8 @@ class DistillConfig:
     # this CPU (docs/results/zoo_throughput.md): wide teacher 1.21x, edge_res 1.16x;
     # but edge_sep (depthwise) 8x slower, so it is a per-preset choice.
     jit_compile: bool = False
-    # Load .h5/SavedModel teachers and students that hold Lambda layers (Python
-    # code that runs on load); off: such a file is refused with the layer named.
+    # Load model files that are not plain data (code, imports, I/O or custom
+    # ops: distill.model_files); off: such a file is refused, the entry named.
     trust_model_code: bool = False
 
     @property

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,6 +84,20 @@ def load_dataset(source: str, image_size: int | None = None, val_split: float = 
 MIN_SIDE = 8  # smallest image side edgekd trains on (also --image-size's minimum)
 
 
+def _check_names(name: str, labels: list[str]) -> None:
+    """Class names become the lines of labels.txt: one line each, none empty,
+    no two alike, or the deployed model names the wrong classes."""
+    for i, label in enumerate(labels):
+        control = [c for c in label if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")]
+        if control or not label.strip():
+            why = f"holds control character {control[0]!r}" if control else "is empty"
+            raise EdgekdError(f"{name}: class name {i} ({label!r}) {why}; labels.txt lists one "
+                              "class per line, so rename that class (npz `labels` or folder)")
+    dup = next((label for i, label in enumerate(labels) if label in labels[:i]), None)
+    if dup is not None:
+        raise EdgekdError(f"{name}: class name {dup!r} appears twice; class names must differ")
+
+
 def _check(ds: DataSet) -> None:
     """Everything that would make training meaningless, before TensorFlow trains."""
     splits = (("train", ds.x_train, ds.y_train), ("test", ds.x_test, ds.y_test))
@@ -96,6 +111,7 @@ def _check(ds: DataSet) -> None:
             raise EdgekdError(f"{ds.name}: {split} labels must be in [0, {len(ds.labels) - 1}]")
     if len(ds.labels) < 2:
         raise EdgekdError(f"{ds.name}: need at least 2 classes, got {len(ds.labels)}")
+    _check_names(ds.name, ds.labels)
     for split, _, y in splits:
         if len(np.unique(y)) < 2:
             raise EdgekdError(f"{ds.name}: the {split} split holds only one class ({int(y[0])}); "

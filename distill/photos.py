@@ -25,7 +25,7 @@ import numpy as np
 
 from distill import store
 from edgekd.errors import EdgekdError
-from edgekd.preprocess import Preprocessing, fit_image, load_image, spread_indices
+from edgekd.preprocess import Preprocessing, fit_image, load_image, open_image, spread_indices
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 MAX_DEFAULT_SIDE = 128
@@ -45,18 +45,14 @@ def class_files(root: Path) -> dict[str, list[Path]]:
 
 def _header(path: Path) -> tuple[int, int, str]:
     """(height, width, mode) without decoding the pixels."""
-    from PIL import Image, UnidentifiedImageError
-    try:
-        with Image.open(path) as im:
-            return im.height, im.width, im.mode
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise EdgekdError(f"cannot decode image {path}: {exc}") from None
+    with open_image(path) as im:
+        return im.height, im.width, im.mode
 
 
 def choose_size(paths: list[Path], image_size: int | None) -> tuple[tuple[int, int], str, str]:
     """((height, width), PIL mode, a line saying what was chosen and why)."""
     sample = [_header(paths[i]) for i in spread_indices(len(paths), SIZE_SAMPLE)]
-    mode = "L" if all(m in ("L", "1", "I;16") for _, _, m in sample) else "RGB"
+    mode = "L" if all(m in ("L", "1") or m.startswith("I") for _, _, m in sample) else "RGB"
     sizes = {(h, w) for h, w, _ in sample}
     short = statistics.median_low(min(h, w) for h, w, _ in sample)
     seen = f"{len(paths)} images, median shorter side {short} px"

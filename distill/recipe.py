@@ -26,7 +26,6 @@ a batch at a time: the process then holds the logits and CHUNK images.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +33,7 @@ import numpy as np
 
 from distill import patches, store
 from distill.tfenv import keras, tf
+from edgekd import envvars
 from edgekd.preprocess import Preprocessing
 
 
@@ -144,7 +144,7 @@ CACHE_LIMIT = 8 << 30  # bytes of cached views (EDGEKD_CACHE_LIMIT): see the mod
 
 
 def cache_limit() -> int:
-    return int(os.environ.get("EDGEKD_CACHE_LIMIT", CACHE_LIMIT))
+    return envvars.byte_limit(envvars.CACHE_LIMIT, CACHE_LIMIT)
 
 
 @dataclass(frozen=True)

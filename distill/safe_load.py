@@ -1,12 +1,12 @@
-"""The one Keras model loader of every stage, and what it refuses.
+"""The one Keras model loader of every stage, and the door every model file
+passes before a framework reads it (distill.model_files' allow-lists).
 
 Keras stores a Lambda layer's function as marshalled Python bytecode, which
-runs when the model is rebuilt on load. tf_keras refuses it in `.keras` files
-(safe mode) but runs it from `.h5` files and SavedModels. So before anything
-is deserialized, the model's stored configuration is read as plain data (the
-`.keras` zip's config.json, the `.h5` file's model_config attribute, a
-SavedModel's keras_metadata.pb) and a file that holds such code is refused,
-naming the layer, unless the user passes --trust-model-code.
+runs when the model is rebuilt on load, and its loaders import the modules a
+config names. So before anything is deserialized, the model's stored
+configuration is read as plain data (the `.keras` zip's config.json, the `.h5`
+file's model_config attribute, a SavedModel's keras_metadata.pb) and checked;
+a SavedModel's graphs, an ONNX or TFLite file's ops likewise.
 """
 
 from __future__ import annotations
@@ -14,34 +14,9 @@ from __future__ import annotations
 import json
 import zipfile
 from pathlib import Path
-from typing import Iterator
 
+from distill.model_files import keras_config_problem, onnx_problem, refuse, savedmodel_problem, tflite_problem
 from edgekd.errors import EdgekdError, first_line
-
-TRUST_FLAG = "--trust-model-code"
-
-
-def _walk(node) -> Iterator[dict]:
-    if isinstance(node, dict):
-        yield node
-        for value in node.values():
-            yield from _walk(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _walk(value)
-
-
-def code_layers(config) -> list[str]:
-    """Names of the layers in a Keras config that carry Python code: Lambda
-    layers, and any object serialized with a bytecode function."""
-    found = []
-    for node in _walk(config):
-        cfg = node.get("config") if isinstance(node.get("config"), dict) else node
-        if node.get("class_name") == "Lambda" or node.get("function_type") == "lambda":
-            name = cfg.get("name") or node.get("name") or "?"
-            if name not in found:
-                found.append(str(name))
-    return found
 
 
 def _h5_config(path: Path) -> list:
@@ -80,16 +55,37 @@ def stored_config(path: Path) -> list:
         return []
 
 
+def problem(path: Path) -> str | None:
+    """Why a model file is not plain data, or None."""
+    suffix = path.suffix.lower()
+    if suffix == ".onnx":
+        return onnx_problem(path)
+    if suffix == ".tflite":
+        return tflite_problem(path)
+    if path.is_dir() and (path / "saved_model.pb").is_file():
+        found = savedmodel_problem(path)
+        if found:
+            return found
+    for cfg in stored_config(path):
+        found = keras_config_problem(cfg)
+        if found:
+            return f"its Keras config at {found}"
+    return None
+
+
 def check_code(path: Path, what: str, trust_code: bool) -> None:
-    """Refuse a model file that would run Python code on load, unless trusted."""
+    """Refuse a model file that is not plain data (code, imports, I/O ops,
+    custom ops), naming the entry, unless trusted."""
     if trust_code:
         return
-    layers = [name for cfg in stored_config(path) for name in code_layers(cfg)]
-    if layers:
-        raise EdgekdError(
-            f"{what} model {path} holds Python code that would run on load (Lambda layer "
-            f"{', '.join(repr(n) for n in sorted(set(layers)))}); refusing to load it. If you "
-            f"trust its author, pass {TRUST_FLAG}")
+    try:
+        found = problem(path)
+    except EdgekdError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a parser's error on a damaged file
+        raise EdgekdError(f"cannot read {what} model {path}: {first_line(exc, 200)}") from None
+    if found:
+        raise refuse(path, what, found)
 
 
 def load(path: str | Path, what: str, trust_code: bool = False, custom_objects=None):

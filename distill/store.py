@@ -24,13 +24,14 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekd import envvars
 from edgekd.files import is_ours, write_marker
 
 RAM_LIMIT = 1 << 30  # bytes; larger image arrays go to a file (EDGEKD_STORE_RAM_LIMIT)
 
 
 def ram_limit() -> int:
-    return int(os.environ.get("EDGEKD_STORE_RAM_LIMIT", RAM_LIMIT))
+    return envvars.byte_limit(envvars.STORE_RAM_LIMIT, RAM_LIMIT, zero_ok=True)
 
 
 class ImageStore:

@@ -238,7 +238,9 @@ def load(paths: tuple[str, ...], pre: Preprocessing, labels: list[str], scale=No
     for p in map(Path, paths):
         if not p.exists():
             raise EdgekdError(f"teacher model {p} not found")
-        teacher = kind_of(p)(p, pre, flags)
+        adapter = kind_of(p)
+        safe_load.check_code(p, "teacher", trust_code)  # every kind, before its framework reads it
+        teacher = adapter(p, pre, flags)
         if teacher.classes != len(labels):
             raise EdgekdError(f"teacher model {p} has {teacher.classes} outputs, the data has "
                               f"{len(labels)} classes")

@@ -15,6 +15,17 @@ from pathlib import Path
 from typing import Iterator
 
 
+def temp_sibling(dest: Path, tag: str) -> Path:
+    """A new empty folder beside `dest` to build its replacement in, with the
+    mode a plain mkdir gives under the user's umask (mkdtemp's 0700 would
+    otherwise become the artifacts folder's mode when it is swapped in)."""
+    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.{tag}-"))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)
+    return tmp
+
+
 def swap_into_place(tmp: Path, dest: Path) -> None:
     """Replace `dest` by the complete folder `tmp` (same parent directory).
     Callers check first that `dest` is edgekd's own (edgekd.files.check_writable)."""

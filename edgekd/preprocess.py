@@ -16,11 +16,14 @@ in bench.predict and in the documented on-device code alike:
 
 from __future__ import annotations
 
+import warnings
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from edgekd.errors import EdgekdError
+from edgekd import envvars
+from edgekd.errors import EdgekdError, first_line
 
 RESIZE_POLICIES = ("crop", "pad", "stretch")
 
@@ -100,15 +103,57 @@ def fit_image(image, height: int, width: int, policy: str):
     raise EdgekdError(f"unknown resize policy {policy!r}: use {', '.join(RESIZE_POLICIES)}")
 
 
-def load_image(path, pre: Preprocessing) -> np.ndarray:
-    """One image file as the model's uint8 input (H, W, C), by `pre`'s policy."""
+@contextmanager
+def open_image(path):
+    """A PIL image, its header read but no pixels decoded, under a
+    decompression-bomb guard (EDGEKD_MAX_IMAGE_PIXELS); any failure is one
+    error naming the file."""
     from PIL import Image, UnidentifiedImageError
+    limit = envvars.pixel_limit()
+    # Pillow's own guard stays on as a backstop (it raises at twice its
+    # limit); below that its warning is replaced by the check here.
+    Image.MAX_IMAGE_PIXELS = limit
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+    too_big = (f"shrink it, or raise the limit with {envvars.MAX_IMAGE_PIXELS}=N "
+               f"(pixels; now {limit})")
     try:
-        with Image.open(path) as opened:
-            im = opened.convert("L" if pre.channels == 1 else "RGB")
-            arr = np.asarray(fit_image(im, pre.height, pre.width, pre.resize), dtype=np.uint8)
+        opened = Image.open(path)
+    except Image.DecompressionBombError as exc:
+        raise EdgekdError(f"image {path} is too large to decode safely "
+                          f"({first_line(exc, 120)}): {too_big}") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise EdgekdError(f"cannot decode image {path}: {exc}") from None
+    with opened:
+        if opened.width * opened.height > limit:
+            raise EdgekdError(f"image {path} is {opened.width}x{opened.height} px, over the "
+                              f"{limit} px edgekd decodes (a guard against decompression "
+                              f"bombs): {too_big}")
+        try:
+            yield opened
+        except EdgekdError:
+            raise
+        except (OSError, SyntaxError, ValueError) as exc:  # the pixels, decoded by the caller
+            raise EdgekdError(f"cannot decode image {path}: {exc}") from None
+
+
+def to_8bit(image, channels: int):
+    """A PIL image as 8-bit L or RGB. 16- and 32-bit integer images keep their
+    top 8 bits (Pillow's own convert clips them, turning a 16-bit photo white);
+    float images have no range to scale by and are refused."""
+    from PIL import Image
+    if image.mode.startswith("I"):  # I;16, I;16B, I;16L, I (PNG 16-bit gray reads as these)
+        wide = np.asarray(image).astype(np.int64)
+        image = Image.fromarray((np.clip(wide, 0, 65535) >> 8).astype(np.uint8), "L")
+    elif image.mode == "F":
+        raise ValueError("float pixels (mode F): save it as 8- or 16-bit integers")
+    return image.convert("L" if channels == 1 else "RGB")
+
+
+def load_image(path, pre: Preprocessing) -> np.ndarray:
+    """One image file as the model's uint8 input (H, W, C), by `pre`'s policy."""
+    with open_image(path) as opened:
+        im = to_8bit(opened, pre.channels)
+        arr = np.asarray(fit_image(im, pre.height, pre.width, pre.resize), dtype=np.uint8)
     return arr.reshape(pre.height, pre.width, pre.channels)
 
 

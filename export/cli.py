@@ -25,8 +25,8 @@ def parser() -> OneLineParser:
     p.add_argument("--allow-parity-failures", action="store_true",
                    help="keep artifacts that fail parity, marked failed in the manifest")
     p.add_argument("--trust-model-code", action="store_true",
-                   help="load .h5/SavedModel models that hold Lambda layers (Python code that "
-                   "runs on load); only for artifacts folders you trust")
+                   help="load models that are not plain data (Lambda layers, non-Keras classes "
+                   "or modules: code that runs on load); only for artifacts folders you trust")
     return p
 
 

@@ -3,19 +3,19 @@ checked, manifest.json written; all in a temporary copy swapped into place."""
 
 from __future__ import annotations
 
+import errno
 import gzip
 import json
 import shutil
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-from distill.api import check_io, count_macs, load
+from distill.api import CONVERTERS, Inputs, check_io, count_macs, load
 from edgekd import __version__, environment, train_report
-from edgekd.atomic import atomic_path, link_or_copy, swap_into_place, write_json
+from edgekd.atomic import atomic_path, link_or_copy, swap_into_place, temp_sibling, write_json
 from edgekd.errors import EdgekdError, first_line
 from edgekd.files import MARKER, inside, is_ours, load_npz, read_json
 from edgekd.formats import FORMATS, formats_for
@@ -23,7 +23,6 @@ from edgekd.manifest import MANIFEST_NAME, SCHEMA_VERSION, sha256_file, validate
 from edgekd.preprocess import Preprocessing, spread_indices
 from edgekd.roles import DEFAULT_EXPORT, QAT_ROLES, ROLES, model_file
 from edgekd.runtime import open_runner
-from export.convert import CONVERTERS, Inputs
 from export.parity import compare
 
 BENCH_NAME = "bench.json"  # lists the other files bench wrote ("files")
@@ -71,6 +70,10 @@ def _export_one(model, role: str, fmt_name: str, tmp: Path, inp: Inputs, parity_
     try:
         options = CONVERTERS[fmt_name](model, path, inp)
     except Exception as exc:  # converter internals: report which artifact failed
+        if isinstance(exc, OSError) or "No space left on device" in str(exc):
+            # the environment, not the model (exit 1): converters wrap ENOSPC in their own types
+            raise OSError(errno.ENOSPC if "No space left" in str(exc) else getattr(exc, "errno", None),
+                          f"converting {role} to {fmt_name} failed: {first_line(exc)}") from None
         raise EdgekdError(f"converting {role} to {fmt_name} failed: {first_line(exc)}") from None
     seconds = time.perf_counter() - t0
     runner = open_runner(path, fmt.runtime, threads)
@@ -108,7 +111,7 @@ def _previous_outputs(folder: Path) -> set[str]:
 def _stage(folder: Path) -> Path:
     """A new temporary sibling holding links to everything in `folder` but the
     previous export's and bench's outputs."""
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.export-"))
+    tmp = temp_sibling(folder, "export")
     skip = _previous_outputs(folder)
     for item in folder.iterdir():
         if item.name not in skip:

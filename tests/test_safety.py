@@ -151,7 +151,7 @@ def test_distill_refuses_model_code(tmp_path, capsys, evil, kind, flag):
     before = tree_digest(tmp_path)
     rc, lines = cli_in_process("distill", ["--data", data, "--out", tmp_path / "a", "--preset",
                                            "quick", flag, evil[kind]], capsys)
-    _one_line(rc, lines, 2, "holds Python code that would run on load (Lambda layer 'evil')")
+    _one_line(rc, lines, 2, "names class 'Lambda', which is not a Keras built-in")
     assert "--trust-model-code" in lines[0]
     assert not evil["marker"].exists()
     assert tree_digest(tmp_path) == before
@@ -164,7 +164,7 @@ def test_export_and_bench_keras_refuse_model_code(tmp_path, capsys, evil, mini_e
     before = tree_digest(tmp_path)
     rc, lines = cli_in_process("export", [folder, "--formats", "tflite_qat"], capsys)
     _one_line(rc, lines, 2, "student_qat model")
-    assert "holds Python code" in lines[0] and not evil["marker"].exists()
+    assert "names class 'Lambda'" in lines[0] and not evil["marker"].exists()
     assert tree_digest(tmp_path) == before
     # bench --keras loads manifest["models"]: point the student's record at the Lambda file
     shutil.copy(evil["h5"], folder / "student.keras")
@@ -177,7 +177,7 @@ def test_export_and_bench_keras_refuse_model_code(tmp_path, capsys, evil, mini_e
     rc, lines = cli_in_process("bench", [folder, "--keras", "--roles", "student", "--formats",
                                          "tflite_fp32", "--no-progress", "--runs", "1",
                                          "--seconds", "0", "--threads", "1"], capsys)
-    _one_line(rc, lines, 2, "holds Python code")
+    _one_line(rc, lines, 2, "names class 'Lambda'")
     assert not evil["marker"].exists()
     assert tree_digest(tmp_path) == before
 

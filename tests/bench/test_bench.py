@@ -18,7 +18,7 @@ FAST = BenchConfig(threads=(1, 2), runs=20, seconds=0.05, warmup_runs=2, warmup_
 
 
 def test_bench_is_tensorflow_free():
-    code = ("import sys, bench.cli, bench.run, bench.worker, bench.report, bench.stats, bench.predict, "
+    code = ("import sys, bench.cli, bench.run, bench.worker, bench.report, edgekd.stats, bench.predict, "
             "edgekd.manifest, edgekd.runtime, edgekd.formats; "
             "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
             "('tensorflow', 'tf_keras', 'keras', 'distill', 'export')); print(bad)")

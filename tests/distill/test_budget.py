@@ -100,8 +100,8 @@ def _macs_timer(path, runtime, threads, seconds):
 def probe(tmp_path_factory):
     """A target 10x slower than this machine: its bench row says 10x what
     the same int8 file takes here (the injected timer's view of here)."""
+    from distill.convert import Inputs, tflite_int8
     from edgekd.preprocess import Preprocessing
-    from export.convert import Inputs, tflite_int8
     folder = tmp_path_factory.mktemp("target")
     model = models.build("edge_res", (32, 32, 3), 10)
     calib = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)

@@ -11,7 +11,7 @@ from edgekd.runtime import _dequantize, _quantize, open_runner
 
 
 def test_every_format_has_a_converter_and_a_runtime():
-    from export.convert import CONVERTERS
+    from distill.convert import CONVERTERS
     assert set(CONVERTERS) == set(FORMATS)
     assert {f.runtime for f in FORMATS.values()} == {"tflite", "onnx"}
     assert all(f.quantized == f.precision.startswith("int8") for f in FORMATS.values())

@@ -10,7 +10,7 @@ from typing import Callable
 
 import numpy as np
 
-from distill.api import keras, tf
+from distill.tfenv import keras, tf
 from edgekd.preprocess import Preprocessing
 
 

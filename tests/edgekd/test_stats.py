@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from bench.cli import parse_threads
-from bench.stats import summarize, timed_loop
 from edgekd.errors import EdgekdError
+from edgekd.stats import summarize, timed_loop
 
 
 def test_summary_of_1_to_100_ms():
