@@ -26,6 +26,8 @@ def parser() -> OneLineParser:
                    "pixels * scale + offset, when its file has no Rescaling layer "
                    "(default: the data's, 1/255)")
     p.add_argument("--teacher-offset", type=float, help="see --teacher-scale (default 0)")
+    p.add_argument("--teacher-output", help="the output holding the logits, for a teacher "
+                   "file (ONNX, SavedModel, TFLite) with several outputs")
     p.add_argument("--student", dest="student_path", help="bring your own student model")
     p.add_argument("--teacher-arch", help="teacher builder name (default from preset), or a "
                    "pretrained backbone to fine-tune: mobilenet, mobilenet_v2, efficientnet_b0")

@@ -31,6 +31,7 @@ class DistillConfig:
     teacher_path: str | list[str] | None = None
     teacher_scale: float | None = None  # the teacher's own input scaling, when its file
     teacher_offset: float | None = None  # does not say (default: the data's)
+    teacher_output: str | None = None  # which output is the logits, when a file has several
     student_path: str | None = None  # bring your own student architecture/init
     teacher_epochs: int = 5
     # A pretrained teacher_arch (distill/pretrained.py): "imagenet" (downloaded by

@@ -83,7 +83,7 @@ def _teacher(session: Session) -> tuple[teachers.Teacher, dict]:
     cfg, ds, pre = session.cfg, session.ds, session.ds.preprocessing
     if cfg.teachers:
         teacher = teachers.load(cfg.teachers, pre, ds.labels, cfg.teacher_scale,
-                                cfg.teacher_offset, cfg.trust_model_code)
+                                cfg.teacher_offset, cfg.trust_model_code, cfg.teacher_output)
         return teacher, {"trained": False, "epochs": [], **teacher.record()}
     if cfg.teacher_arch in pretrained.BACKBONES:
         return _fine_tuned_teacher(session)

@@ -51,9 +51,10 @@ class Teacher:
     """Logits for uint8 images (N, H, W, C) at the data's size."""
 
     def __init__(self, kind: str, source: str, contract: Contract, classes: int,
-                 run: Callable[[np.ndarray], np.ndarray], keras_model=None, params: int = 0):
+                 run: Callable[[np.ndarray], np.ndarray], keras_model=None, params: int = 0,
+                 output: str | None = None):
         self.kind, self.source, self.contract, self.classes = kind, source, contract, classes
-        self._run, self.keras_model, self.params = run, keras_model, params
+        self._run, self.keras_model, self.params, self.output = run, keras_model, params, output
 
     def logits(self, x: np.ndarray, batch: int = 512) -> np.ndarray:
         parts = [np.asarray(self._run(self._adapt(x[i:i + batch])), np.float32)
@@ -71,7 +72,8 @@ class Teacher:
         return xf * np.float32(c.scale) + np.float32(c.offset)
 
     def record(self) -> dict:
-        return {"kind": self.kind, "source": self.source, "input": asdict(self.contract)}
+        out = {"kind": self.kind, "source": self.source, "input": asdict(self.contract)}
+        return {**out, "output": self.output} if self.output else out
 
 
 class Ensemble(Teacher):
@@ -110,6 +112,20 @@ def _contract(shape, pre: Preprocessing, scale, offset, rescales: bool) -> Contr
         scale, offset = 1.0, 0.0
     return Contract(h, w, c, pre.scale if scale is None else scale,
                     pre.offset if offset is None else offset)
+
+
+def pick_output(path: Path, names: list[str], wanted: str | None) -> str:
+    """The output holding the logits: the only one, or the one --teacher-output
+    names. Several and none named is refused: taking the first would be a guess."""
+    if wanted is not None:
+        if wanted not in names:
+            raise EdgekdError(f"teacher {path} has no output {wanted!r} (--teacher-output); "
+                              f"its outputs: {', '.join(names)}")
+        return wanted
+    if len(names) != 1:
+        raise EdgekdError(f"teacher {path} has {len(names)} outputs ({', '.join(names)}): name "
+                          "the one holding the logits with --teacher-output NAME")
+    return names[0]
 
 
 def _keras_version(path: Path) -> str:
@@ -153,12 +169,17 @@ def _savedmodel(path: Path, pre: Preprocessing, flags: dict) -> Teacher:
     except (KeyError, OSError, ValueError) as exc:
         raise EdgekdError(f"teacher SavedModel {path} has no serving signature "
                           f"(serving_default): {first_line(exc, 120)}") from None
-    (name, spec), = fn.structured_input_signature[1].items()
-    out_name = next(iter(fn.structured_outputs))
+    inputs = fn.structured_input_signature[1]
+    if len(inputs) != 1:
+        raise EdgekdError(f"teacher SavedModel {path} takes {len(inputs)} inputs "
+                          f"({', '.join(inputs)}); edgekd feeds it one batch of images")
+    (name, spec), = inputs.items()
+    out_name = pick_output(path, list(fn.structured_outputs), flags["output"])
     contract = _contract(spec.shape, pre, flags["scale"], flags["offset"], False)
     classes = int(fn.structured_outputs[out_name].shape[-1])
     return Teacher("savedmodel", str(path), contract, classes,
-                   lambda x: fn(**{name: tf.constant(x)})[out_name].numpy())
+                   lambda x: fn(**{name: tf.constant(x)})[out_name].numpy(),
+                   output=out_name if len(fn.structured_outputs) > 1 else None)
 
 
 def _onnx(path: Path, pre: Preprocessing, flags: dict) -> Teacher:
@@ -167,17 +188,37 @@ def _onnx(path: Path, pre: Preprocessing, flags: dict) -> Teacher:
         sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as exc:  # noqa: BLE001 - ORT's own error types
         raise EdgekdError(f"cannot load teacher model {path}: {first_line(exc, 200)}") from None
+    if len(sess.get_inputs()) != 1:
+        raise EdgekdError(f"teacher {path} takes {len(sess.get_inputs())} inputs "
+                          f"({', '.join(i.name for i in sess.get_inputs())}); edgekd feeds it one "
+                          "batch of images: export it with a single image input")
     inp = sess.get_inputs()[0]
     shape = [s if isinstance(s, int) else None for s in inp.shape]
-    nchw = len(shape) == 4 and shape[1] in (1, 3) and shape[3] not in (1, 3)
+    if len(shape) != 4:
+        raise EdgekdError(f"teacher {path}'s input {inp.name} has shape {inp.shape}; edgekd "
+                          "feeds images as 4-D NHWC or NCHW batches")
+    nchw = shape[1] in (1, 3) and shape[3] not in (1, 3)
     hwc = [shape[2], shape[3], shape[1]] if nchw else shape[1:]
     contract = _contract(hwc, pre, flags["scale"], flags["offset"], False)
+    outputs = [o.name for o in sess.get_outputs()]
+    out_name = pick_output(path, outputs, flags["output"])
+    fixed = shape[0]  # a batch size baked into the file (1, as many exports have): fed so
 
     def run(x):
-        return sess.run(None, {inp.name: np.transpose(x, (0, 3, 1, 2)) if nchw else x})[0]
+        def one(b):
+            return sess.run([out_name], {inp.name: np.transpose(b, (0, 3, 1, 2)) if nchw else b})[0]
+        if fixed is None:
+            return one(x)
+        parts = []
+        for i in range(0, len(x), fixed):
+            b = x[i:i + fixed]
+            padded = np.concatenate([b, np.repeat(b[-1:], fixed - len(b), 0)]) if len(b) < fixed else b
+            parts.append(one(padded)[:len(b)])
+        return np.concatenate(parts)
     probe = np.zeros((1, contract.height, contract.width, contract.channels), np.float32)
     params = sum(int(np.prod(t.dims)) for t in _onnx_initializers(path))
-    return Teacher("onnx", str(path), contract, int(run(probe).shape[-1]), run, params=params)
+    return Teacher("onnx", str(path), contract, int(run(probe).shape[-1]), run, params=params,
+                   output=out_name if len(outputs) > 1 else None)
 
 
 def _onnx_initializers(path: Path):
@@ -188,9 +229,17 @@ def _onnx_initializers(path: Path):
 def _tflite(path: Path, pre: Preprocessing, flags: dict) -> Teacher:
     from edgekd.runtime import TFLiteRunner
     runner = TFLiteRunner(path, threads=None)
+    if len(runner.inputs) != 1:
+        raise EdgekdError(f"teacher {path} takes {len(runner.inputs)} inputs; edgekd feeds it "
+                          "one batch of images")
+    names = [str(o["name"]) for o in runner.outputs]
+    if pick_output(path, names, flags["output"]) != names[0]:
+        raise EdgekdError(f"teacher {path}: edgekd reads a TFLite teacher's first output only; "
+                          "convert it with the logits as its only output")
     contract = _contract(runner.inputs[0]["shape"], pre, flags["scale"], flags["offset"], False)
     return Teacher("tflite", str(path), contract, int(runner.outputs[0]["shape"][-1]),
-                   lambda x: runner.predict(x, batch_size=len(x)))
+                   lambda x: runner.predict(x, batch_size=len(x)),
+                   output=names[0] if len(names) > 1 else None)
 
 
 def from_keras(model, pre: Preprocessing, source: str) -> Teacher:
@@ -231,9 +280,9 @@ def _check_labels(path: Path, labels: list[str]) -> None:
 
 
 def load(paths: tuple[str, ...], pre: Preprocessing, labels: list[str], scale=None,
-         offset=None, trust_code: bool = False) -> Teacher:
+         offset=None, trust_code: bool = False, output: str | None = None) -> Teacher:
     """One teacher, or an ensemble of several, checked against the data's classes."""
-    flags = {"scale": scale, "offset": offset, "trust_code": trust_code}
+    flags = {"scale": scale, "offset": offset, "trust_code": trust_code, "output": output}
     members = []
     for p in map(Path, paths):
         if not p.exists():

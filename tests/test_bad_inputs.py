@@ -18,8 +18,14 @@ class Case:
     """A world in tmp (data, a copy of a real artifacts folder), the command's
     arguments in it, and what the user must see."""
 
-    def __init__(self, tmp: Path, exported: Path):
-        self.tmp, self.exported = tmp, exported
+    def __init__(self, tmp: Path, exported: Path, monkeypatch=None):
+        self.tmp, self.exported, self.monkeypatch = tmp, exported, monkeypatch
+
+    def env(self, **values: str) -> list:
+        """Set environment variables for the command; no arguments of its own."""
+        for name, value in values.items():
+            self.monkeypatch.setenv(name, value)
+        return []
 
     @property
     def data(self) -> Path:
@@ -97,7 +103,7 @@ def _quick(c: Case, *args, data=None):
     return ["--data", data or c.data, "--out", c.out(), "--preset", "quick", *args]
 
 
-D, E, B = "distill", "export", "bench"
+D, E, B, P = "distill", "export", "bench", "bench.predict"
 CASES = [
     # distill: flags
     (D, lambda c: _quick(c, "--temperature", "0"), 2, "temperature must be > 0"),
@@ -185,6 +191,19 @@ CASES = [
     (D, lambda c: _quick(c, data=_images(c.tmp / "one", classes=("a",))), 2,
      "expected at least 2 class folders"),
     (D, lambda c: _quick(c, data=_images(c.tmp / "img", corrupt=True)), 2, "cannot decode image"),
+    (D, lambda c: _quick(c, data=c.npz(labels=np.array(["a", "b\nc", "d"]))), 2,
+     "class name 1 ('b\\nc') holds control character '\\n'"),
+    (D, lambda c: _quick(c, data=c.npz(labels=np.array(["a", "b", "a"]))), 2,
+     "class name 'a' appears twice"),
+    (D, lambda c: [*c.env(EDGEKD_MAX_IMAGE_PIXELS="50"), *_quick(c, data=_images(c.tmp / "img"))],
+     2, "is 10x10 px, over the 50 px edgekd decodes"),
+    # distill: environment variables, checked before any work
+    (D, lambda c: [*c.env(EDGEKD_CACHE_LIMIT="abc"), *_quick(c)], 2,
+     "EDGEKD_CACHE_LIMIT='abc' is not a positive number of bytes"),
+    (D, lambda c: [*c.env(EDGEKD_STORE_RAM_LIMIT="-1"), *_quick(c)], 2,
+     "EDGEKD_STORE_RAM_LIMIT='-1' is not a number of bytes"),
+    (D, lambda c: [*c.env(EDGEKD_MAX_IMAGE_PIXELS="1e9"), *_quick(c)], 2,
+     "EDGEKD_MAX_IMAGE_PIXELS='1e9' is not a positive number of pixels"),
     # distill: output folders
     (D, lambda c: ["--data", c.data, "--out", _foreign(c.tmp / "mine")], 2,
      "holds files edgekd did not make"),
@@ -232,6 +251,9 @@ CASES = [
     (B, lambda c: [c.folder(), "--target", "ssh://-V"], 2, "may not start with '-'"),
     (B, lambda c: [c.folder(), "--target", "ssh://-oProxyCommand=x"], 2, "may not start"),
     (B, lambda c: [c.folder(), "--target", "pi@board"], 2, "bad --target 'pi@board'"),
+    (B, lambda c: [c.folder(), "--target", "ssh://pi\n@board"], 2, "the user name 'pi\\n'"),
+    (B, lambda c: [c.folder(), "--target", "ssh://board\n"], 2, "bad --target"),
+    (B, lambda c: [c.folder(), "--remote-dir", "~pi/x"], 2, "~user is not expanded"),
     (B, lambda c: [c.folder(), "--threads", "0"], 2, "--threads must be >= 1"),
     (B, lambda c: [c.folder(), "--threads", "many"], 2, "--threads takes integers or 'all'"),
     (B, lambda c: [c.folder(), "--formats", "tflite_fp64"], 2, "unknown format(s)"),
@@ -240,6 +262,10 @@ CASES = [
     (B, lambda c: [c.folder(), "--seconds", "inf"], 2, "must be finite numbers"),
     (B, lambda c: [c.folder(), "--runs", "0"], 2, "runs must be >= 1"),
     (B, lambda c: [c.folder(), "--accuracy-budget", "-5"], 2, "--accuracy-budget must be in"),
+    # bench.predict
+    (P, lambda c: [*c.env(EDGEKD_MAX_IMAGE_PIXELS="50"), c.folder(), _images(c.tmp / "i") / "a" / "0.png"],
+     2, "0.png is 10x10 px, over the 50 px edgekd decodes"),
+    (P, lambda c: [c.folder(), c.tmp / "none.png"], 2, "none.png"),
 ]
 
 
@@ -261,7 +287,7 @@ def _case_id(case) -> str:
 
 def test_there_are_at_least_40_cases_across_the_three_stages():
     stages = [c[0] for c in CASES]
-    assert len(CASES) >= 40 and {D, E, B} <= set(stages)
+    assert len(CASES) >= 40 and {D, E, B, P} <= set(stages)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[_case_id(c) for c in CASES])
@@ -270,7 +296,7 @@ def test_bad_input(tmp_path, capsys, monkeypatch, mini_exported, case):
     world = tmp_path / "world"
     world.mkdir()
     monkeypatch.chdir(world)
-    c = Case(world, mini_exported)
+    c = Case(world, mini_exported, monkeypatch)
     _ = c.data  # every world has the good data set
     args = make_args(c)
     before = tree_digest(tmp_path)

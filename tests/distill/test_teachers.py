@@ -211,3 +211,71 @@ def test_teacher_errors(tmp_path, data, onnx_nchw, case, msg):
     assert proc.returncode == 2 and msg in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "a").exists() and not (tmp_path / "a.partial").exists()
+
+
+def _onnx_variant(path, w, b, batch, extra_output=False, extra_input=False):
+    """The NCHW linear teacher with a fixed batch, a second output
+    (probabilities, listed first) or a second input."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    nodes = [helper.make_node("Flatten", ["x"], ["f"], axis=1),
+             helper.make_node("MatMul", ["f", "w"], ["m"]),
+             helper.make_node("Add", ["m", "b"], ["logits"])]
+    outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, w.shape[1]])]
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 3, *SHAPE[:2]])]
+    if extra_output:
+        nodes.append(helper.make_node("Softmax", ["logits"], ["probs"], axis=-1))
+        outputs.insert(0, helper.make_tensor_value_info("probs", TensorProto.FLOAT, [batch, w.shape[1]]))
+    if extra_input:
+        inputs.append(helper.make_tensor_value_info("mask", TensorProto.FLOAT, [batch, 1]))
+    graph = helper.make_graph(nodes, "t", inputs, outputs,
+                              [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def linear_nchw(data):
+    _, z = data
+    w, b = _least_squares(np.transpose(z["x_train"] / 255.0, (0, 3, 1, 2)), z["y_train"])
+    xt = np.transpose(z["x_test"] / np.float32(255), (0, 3, 1, 2)).reshape(len(z["x_test"]), -1)
+    return w, b, xt @ w + b
+
+
+def _loaded(path, output=None):
+    from distill import teachers
+    from edgekd.preprocess import Preprocessing
+    return teachers.load((str(path),), Preprocessing(*SHAPE), ["0", "1", "2"], output=output)
+
+
+def test_onnx_teacher_with_a_fixed_batch_of_one(tmp_path, data, linear_nchw):
+    w, b, expected = linear_nchw
+    teacher = _loaded(_onnx_variant(tmp_path / "b1.onnx", w, b, batch=1))
+    got = teacher.logits(data[1]["x_test"][:37])  # fed one image at a time
+    np.testing.assert_allclose(got, expected[:37], rtol=1e-4, atol=1e-4)
+
+
+def test_onnx_teacher_with_two_outputs_needs_one_named(tmp_path, data, linear_nchw):
+    from edgekd.errors import EdgekdError
+    w, b, expected = linear_nchw
+    path = _onnx_variant(tmp_path / "two.onnx", w, b, batch="n", extra_output=True)
+    with pytest.raises(EdgekdError, match=r"has 2 outputs \(probs, logits\): name the one holding "
+                                          "the logits with --teacher-output NAME"):
+        _loaded(path)
+    with pytest.raises(EdgekdError, match="has no output 'score'"):
+        _loaded(path, "score")
+    teacher = _loaded(path, "logits")
+    np.testing.assert_allclose(teacher.logits(data[1]["x_test"]), expected, rtol=1e-4, atol=1e-4)
+    assert teacher.record()["output"] == "logits"
+    _, report, _ = _distill(tmp_path, data[0], "--teacher", str(path), "--teacher-output", "logits")
+    assert report["models"]["teacher"]["output"] == "logits"
+
+
+def test_onnx_teacher_with_two_inputs_is_refused(tmp_path, linear_nchw):
+    from edgekd.errors import EdgekdError
+    w, b, _ = linear_nchw
+    path = _onnx_variant(tmp_path / "in2.onnx", w, b, batch="n", extra_input=True)
+    with pytest.raises(EdgekdError, match=r"takes 2 inputs \(x, mask\); edgekd feeds it one"):
+        _loaded(path)
