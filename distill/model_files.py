@@ -36,10 +36,13 @@ def refuse(path: Path, what: str, entry: str) -> EdgekdError:
 
 
 def _walk(node, where: str = "") -> Iterator[tuple[str, dict]]:
+    """Every dict of a config with its path; not compile_config (the optimizer,
+    loss and metrics), which edgekd's loaders never deserialize (compile=False)."""
     if isinstance(node, dict):
         yield where, node
         for key, value in node.items():
-            yield from _walk(value, f"{where}/{key}")
+            if key != "compile_config":
+                yield from _walk(value, f"{where}/{key}")
     elif isinstance(node, list):
         for i, value in enumerate(node):
             yield from _walk(value, f"{where}/{i}")

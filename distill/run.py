@@ -39,9 +39,11 @@ from distill.train import accuracy, make_dataset
 from distill.workdir import discard_if_empty, finish_complete, open_work, saved_config
 from edgekd import environment, train_report
 from edgekd.atomic import atomic_path, swap_into_place, write_json, write_text
+from edgekd.contract import write_contract
 from edgekd.errors import EdgekdError
 from edgekd.files import check_writable, is_ours, read_json
-from edgekd.roles import SCRATCH, STUDENT, TEACHER, model_file
+from edgekd.preprocess import spread_indices
+from edgekd.roles import ROLES, SCRATCH, STUDENT, TEACHER, model_file
 
 
 def _split(ds: DataSet, cfg: DistillConfig):
@@ -82,8 +84,10 @@ def _teacher(session: Session) -> tuple[teachers.Teacher, dict]:
     """The supplied teacher(s) (evaluated, not trained), or the teacher phase."""
     cfg, ds, pre = session.cfg, session.ds, session.ds.preprocessing
     if cfg.teachers:
+        idx = spread_indices(len(ds.y_train), teachers.SAMPLE)
         teacher = teachers.load(cfg.teachers, pre, ds.labels, cfg.teacher_scale,
-                                cfg.teacher_offset, cfg.trust_model_code, cfg.teacher_output)
+                                cfg.teacher_offset, cfg.trust_model_code, cfg.teacher_output,
+                                sample=(ds.x_train[idx], ds.y_train[idx]))
         return teacher, {"trained": False, "epochs": [], **teacher.record()}
     if cfg.teacher_arch in pretrained.BACKBONES:
         return _fine_tuned_teacher(session)
@@ -288,10 +292,22 @@ def _write(work: Path, ds: DataSet, teacher, x_calib, report: dict) -> None:
         np.savez_compressed(tmp, x=x_calib)
     write_text(work / "labels.txt", "\n".join(ds.labels) + "\n")
     write_json(work / "preprocessing.json", report["preprocessing"])
+    _stamp_contracts(work, ds, report)
     (work / "teacher_head.keras").unlink(missing_ok=True)  # a pretrained teacher's first stage
     shutil.rmtree(work / "_checkpoints", ignore_errors=True)
     train_report.validate(report)
     write_json(work / "train_report.json", report)  # last: marks the folder complete
+
+
+def _stamp_contracts(work: Path, ds: DataSet, report: dict) -> None:
+    """Each .keras model of the run carries its input contract and accuracy
+    (edgekd.contract): handed back as --teacher, it is read, not guessed."""
+    pre = report["preprocessing"]
+    for role, record in report["models"].items():
+        path = work / model_file(role) if role in ROLES else None
+        if path is not None and path.suffix == ".keras" and path.is_file():
+            write_contract(path, {"input": pre, "labels": list(ds.labels), "role": role,
+                                  "accuracy": record.get("accuracy")})
 
 
 def add_scratch(out: str | Path, verbose: int | None = None) -> dict:

@@ -31,6 +31,7 @@ import numpy as np
 
 from distill import safe_load
 from distill.tfenv import tf
+from edgekd.contract import read_contract
 from edgekd.errors import EdgekdError, first_line
 from edgekd.preprocess import Preprocessing
 
@@ -52,9 +53,17 @@ class Teacher:
 
     def __init__(self, kind: str, source: str, contract: Contract, classes: int,
                  run: Callable[[np.ndarray], np.ndarray], keras_model=None, params: int = 0,
-                 output: str | None = None):
+                 output: str | None = None, contract_from: str = "the data's"):
         self.kind, self.source, self.contract, self.classes = kind, source, contract, classes
         self._run, self.keras_model, self.params, self.output = run, keras_model, params, output
+        self.contract_from = contract_from  # why this contract (flags, the file, a measurement)
+        self.claimed: float | None = None  # the accuracy the file's edgekd contract records
+        # keras_model is callable in the training step only on the contract it came with
+        self._native = (keras_model, contract)
+
+    def use_contract(self, contract: Contract) -> None:
+        model, native = self._native
+        self.contract, self.keras_model = contract, model if contract == native else None
 
     def logits(self, x: np.ndarray, batch: int = 512) -> np.ndarray:
         parts = [np.asarray(self._run(self._adapt(x[i:i + batch])), np.float32)
@@ -72,7 +81,8 @@ class Teacher:
         return xf * np.float32(c.scale) + np.float32(c.offset)
 
     def record(self) -> dict:
-        out = {"kind": self.kind, "source": self.source, "input": asdict(self.contract)}
+        out = {"kind": self.kind, "source": self.source, "input": asdict(self.contract),
+               "input_from": self.contract_from}
         return {**out, "output": self.output} if self.output else out
 
 
@@ -106,12 +116,26 @@ def _rescales(layers) -> bool:
     return bool(names) and names[0] == "Rescaling"
 
 
-def _contract(shape, pre: Preprocessing, scale, offset, rescales: bool) -> Contract:
+GUESSED = "guessed"
+
+
+def _contract(shape, pre: Preprocessing, flags: dict, rescales: bool = False,
+              written: dict | None = None) -> tuple[Contract, str]:
+    """The teacher's input contract and where it came from: the flags, then
+    the contract edgekd wrote into its own file, then a guess (measured
+    against the alternatives in `load` when labeled images are at hand)."""
     h, w, c = (int(s) if s else d for s, d in zip(shape[-3:], pre.input_shape))
+    scale, offset = flags["scale"], flags["offset"]
+    if scale is not None or offset is not None:
+        return Contract(h, w, c, pre.scale if scale is None else scale,
+                        0.0 if offset is None else offset), "--teacher-scale/--teacher-offset"
+    if written is not None:
+        i = written["input"]
+        return (Contract(h, w, c, float(i["scale"]), float(i["offset"])),
+                "written into the file by the edgekd run that made it")
     if rescales:
-        scale, offset = 1.0, 0.0
-    return Contract(h, w, c, pre.scale if scale is None else scale,
-                    pre.offset if offset is None else offset)
+        return Contract(h, w, c, 1.0, 0.0), f"{GUESSED}: it starts with a Rescaling layer"
+    return Contract(h, w, c, pre.scale, pre.offset), f"{GUESSED}: the data's scaling"
 
 
 def pick_output(path: Path, names: list[str], wanted: str | None) -> str:
@@ -139,11 +163,11 @@ def _keras_version(path: Path) -> str:
 
 def _tf_keras(path: Path, pre: Preprocessing, flags: dict) -> Teacher:
     model = safe_load.load(path, "teacher", flags["trust_code"])
-    contract = _contract(model.input_shape, pre, flags["scale"], flags["offset"],
-                         _rescales(model.layers))
+    written = read_contract(path) if path.is_file() else None
+    contract, why = _contract(model.input_shape, pre, flags, _rescales(model.layers), written)
     teacher = from_keras(model, pre, str(path))
-    if contract != teacher.contract:  # not on the data's input: callable through the cache only
-        teacher.contract, teacher.keras_model = contract, None
+    teacher.contract_from, teacher.claimed = why, (written or {}).get("accuracy")
+    teacher.use_contract(contract)
     return teacher
 
 
@@ -154,11 +178,11 @@ def _keras3(path: Path, pre: Preprocessing, flags: dict) -> Teacher:
     except Exception as exc:  # noqa: BLE001 - Keras raises many types for a bad file
         raise EdgekdError(f"cannot load teacher model {path} with Keras 3: "
                           f"{first_line(exc, 200)}") from None
-    contract = _contract(model.input_shape, pre, flags["scale"], flags["offset"],
-                         _rescales(model.layers))
+    contract, why = _contract(model.input_shape, pre, flags, _rescales(model.layers),
+                              read_contract(path))
     return Teacher("keras3", str(path), contract, int(model.output_shape[-1]),
                    lambda x: np.asarray(model(x, training=False)), None,
-                   int(model.count_params()))
+                   int(model.count_params()), contract_from=why)
 
 
 def _savedmodel(path: Path, pre: Preprocessing, flags: dict) -> Teacher:
@@ -175,11 +199,11 @@ def _savedmodel(path: Path, pre: Preprocessing, flags: dict) -> Teacher:
                           f"({', '.join(inputs)}); edgekd feeds it one batch of images")
     (name, spec), = inputs.items()
     out_name = pick_output(path, list(fn.structured_outputs), flags["output"])
-    contract = _contract(spec.shape, pre, flags["scale"], flags["offset"], False)
+    contract, why = _contract(spec.shape, pre, flags)
     classes = int(fn.structured_outputs[out_name].shape[-1])
     return Teacher("savedmodel", str(path), contract, classes,
                    lambda x: fn(**{name: tf.constant(x)})[out_name].numpy(),
-                   output=out_name if len(fn.structured_outputs) > 1 else None)
+                   output=out_name if len(fn.structured_outputs) > 1 else None, contract_from=why)
 
 
 def _onnx(path: Path, pre: Preprocessing, flags: dict) -> Teacher:
@@ -199,7 +223,7 @@ def _onnx(path: Path, pre: Preprocessing, flags: dict) -> Teacher:
                           "feeds images as 4-D NHWC or NCHW batches")
     nchw = shape[1] in (1, 3) and shape[3] not in (1, 3)
     hwc = [shape[2], shape[3], shape[1]] if nchw else shape[1:]
-    contract = _contract(hwc, pre, flags["scale"], flags["offset"], False)
+    contract, why = _contract(hwc, pre, flags)
     outputs = [o.name for o in sess.get_outputs()]
     out_name = pick_output(path, outputs, flags["output"])
     fixed = shape[0]  # a batch size baked into the file (1, as many exports have): fed so
@@ -218,7 +242,7 @@ def _onnx(path: Path, pre: Preprocessing, flags: dict) -> Teacher:
     probe = np.zeros((1, contract.height, contract.width, contract.channels), np.float32)
     params = sum(int(np.prod(t.dims)) for t in _onnx_initializers(path))
     return Teacher("onnx", str(path), contract, int(run(probe).shape[-1]), run, params=params,
-                   output=out_name if len(outputs) > 1 else None)
+                   output=out_name if len(outputs) > 1 else None, contract_from=why)
 
 
 def _onnx_initializers(path: Path):
@@ -236,10 +260,10 @@ def _tflite(path: Path, pre: Preprocessing, flags: dict) -> Teacher:
     if pick_output(path, names, flags["output"]) != names[0]:
         raise EdgekdError(f"teacher {path}: edgekd reads a TFLite teacher's first output only; "
                           "convert it with the logits as its only output")
-    contract = _contract(runner.inputs[0]["shape"], pre, flags["scale"], flags["offset"], False)
+    contract, why = _contract(runner.inputs[0]["shape"], pre, flags)
     return Teacher("tflite", str(path), contract, int(runner.outputs[0]["shape"][-1]),
                    lambda x: runner.predict(x, batch_size=len(x)),
-                   output=names[0] if len(names) > 1 else None)
+                   output=names[0] if len(names) > 1 else None, contract_from=why)
 
 
 def from_keras(model, pre: Preprocessing, source: str) -> Teacher:
@@ -279,9 +303,56 @@ def _check_labels(path: Path, labels: list[str]) -> None:
                           f"{labels[first] if first < len(labels) else '-'!r})")
 
 
+# Input scalings a foreign model may expect: raw pixels, [0, 1], [-1, 1].
+SCALINGS = ((1.0, 0.0), (1 / 255, 0.0), (2 / 255, -1.0))
+SWITCH_MARGIN = 0.05  # a measured scaling replaces the guess only when this much better
+SAMPLE = 256  # labeled training images each supplied teacher is scored on
+
+
+def _describe(c: Contract) -> str:
+    return f"pixels * {c.scale:.6g} {'+' if c.offset >= 0 else '-'} {abs(c.offset):g}"
+
+
+def check_on_sample(teacher: Teacher, x: np.ndarray, y: np.ndarray) -> str:
+    """Score the teacher on labeled training images; for a guessed input
+    contract, also each other usual scaling, and keep the one that works.
+    A teacher near chance, or far below the accuracy its file records, stops
+    the run with the numbers. Returns the line that says what was chosen."""
+    def accuracy(c: Contract) -> float:
+        teacher.use_contract(c)
+        return float(np.mean(teacher.logits(x).argmax(-1) == y))
+    guess = teacher.contract
+    scores = {guess: accuracy(guess)}
+    if teacher.contract_from.startswith(GUESSED):
+        for scale, offset in SCALINGS:
+            c = Contract(guess.height, guess.width, guess.channels, scale, offset)
+            if all(abs(c.scale - k.scale) > 1e-9 or c.offset != k.offset for k in scores):
+                scores[c] = accuracy(c)
+    best = max(scores, key=scores.__getitem__)
+    if scores[best] < scores[guess] + SWITCH_MARGIN:
+        best = guess
+    tried = ", ".join(f"{_describe(c)}: {a:.1%}" for c, a in scores.items())
+    if best != guess:
+        teacher.contract_from = f"measured on {len(y)} labeled training images ({tried})"
+    teacher.use_contract(best)
+    acc, chance = scores[best], float(np.bincount(y).max() / len(y))
+    where = f"teacher {teacher.source} scores {acc:.1%} on {len(y)} labeled training images"
+    if acc < 1.25 * chance:
+        raise EdgekdError(f"{where}, near chance ({chance:.1%}; input tried: {tried}): it does "
+                          "not fit this data, or expects another input; set its scaling with "
+                          "--teacher-scale/--teacher-offset")
+    if teacher.claimed is not None and acc < teacher.claimed - 0.25:
+        raise EdgekdError(f"{where}, far below the {teacher.claimed:.1%} its file records "
+                          f"(input: {_describe(best)}, {teacher.contract_from}): is it the "
+                          "teacher for this data?")
+    return f"{where}; input {_describe(best)} ({teacher.contract_from})"
+
+
 def load(paths: tuple[str, ...], pre: Preprocessing, labels: list[str], scale=None,
-         offset=None, trust_code: bool = False, output: str | None = None) -> Teacher:
-    """One teacher, or an ensemble of several, checked against the data's classes."""
+         offset=None, trust_code: bool = False, output: str | None = None,
+         sample: tuple[np.ndarray, np.ndarray] | None = None, log=print) -> Teacher:
+    """One teacher, or an ensemble of several, checked against the data's
+    classes and, given `sample` (labeled training images), on them."""
     flags = {"scale": scale, "offset": offset, "trust_code": trust_code, "output": output}
     members = []
     for p in map(Path, paths):
@@ -294,6 +365,8 @@ def load(paths: tuple[str, ...], pre: Preprocessing, labels: list[str], scale=No
             raise EdgekdError(f"teacher model {p} has {teacher.classes} outputs, the data has "
                               f"{len(labels)} classes")
         _check_labels(p, labels)
+        if sample is not None:
+            log(f"[distill] {check_on_sample(teacher, *sample)}")
         members.append(teacher)
     return members[0] if len(members) == 1 else Ensemble(members)
 

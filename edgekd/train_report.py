@@ -29,6 +29,7 @@ _MODEL = {
         "source": {"type": "string"},  # the supplied model's path(s)
         "kind": {"type": "string"},  # a supplied teacher's: tf_keras, keras3, onnx, ...
         "input": {"type": "object"},  # its input contract: size, channels, scale, offset
+        "input_from": {"type": "string"},  # why that contract: flags, the file, measured
         "output": {"type": "string"},  # the output read as logits, of a file with several
         "combine": {"type": "string"},  # an ensemble's rule
         "members": {"type": "array", "items": {"type": "object"}},  # each member's record

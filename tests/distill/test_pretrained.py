@@ -26,10 +26,15 @@ def weights(tmp_path_factory):
     keras.utils.set_random_seed(0)
     base = keras.applications.MobileNet(input_shape=(32, 32, 3), include_top=False,
                                         pooling="avg", weights=None)
+    # Calibrated as ImageNet training leaves a backbone: each batch norm's moving
+    # statistics those of its input (one pass over coloured images, momentum 0),
+    # so its features stay informative instead of saturating; never 0.
+    for layer in base.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = 0.0
     rng = np.random.default_rng(0)
-    for w in base.weights:
-        if "moving_mean" in w.name:
-            w.assign(rng.normal(0, 0.1, w.shape).astype(np.float32))
+    colours = rng.uniform(-1, 1, (64, 1, 1, 3))
+    base(np.float32(colours + rng.normal(0, 0.2, (64, 32, 32, 3))), training=True)
     path = tmp_path_factory.mktemp("weights") / "mobilenet_no_top.h5"
     base.save_weights(path)
     return path, _bn_moving_means(base)
@@ -48,9 +53,25 @@ def test_offline_imagenet_fails_in_seconds(tmp_path, monkeypatch):
     assert not (tmp_path / "a").exists()
 
 
+def _colour_npz(path: Path, n_train=600, n_test=200) -> Path:
+    """12x12 RGB, 3 classes told apart by their mean colour: what a backbone
+    with random weights still carries through its average pooling, so the
+    fine-tuned teacher beats chance clearly (small_npz's per-pixel patterns
+    average out)."""
+    rng = np.random.default_rng(0)
+    colours = np.array([[200, 60, 60], [60, 200, 60], [60, 60, 200]])
+    def make(n):
+        y = rng.integers(0, 3, n)
+        x = colours[y][:, None, None, :] + rng.normal(0, 30, (n, 12, 12, 3))
+        return np.clip(x, 0, 255).astype(np.uint8), y
+    (xtr, ytr), (xte, yte) = make(n_train), make(n_test)
+    np.savez(path, x_train=xtr, y_train=ytr, x_test=xte, y_test=yte)
+    return path
+
+
 def test_weights_are_loaded_and_the_teacher_fine_tuned(tmp_path, weights):
     path, means = weights
-    npz = small_npz(tmp_path / "d.npz")  # 12x12 RGB: the teacher upsizes to 128 inside
+    npz = _colour_npz(tmp_path / "d.npz")  # 12x12 RGB: the teacher upsizes to 128 inside
     out = tmp_path / "art"
     proc = run_cli("distill", "--data", str(npz), "--out", str(out), "--preset", "quick",
                    "--teacher-arch", "mobilenet", "--teacher-weights", str(path),
@@ -74,6 +95,36 @@ def test_weights_are_loaded_and_the_teacher_fine_tuned(tmp_path, weights):
     with np.load(out / "eval.npz") as z:
         logits = teacher.predict(z["x"] / np.float32(255), verbose=0)
         assert t["accuracy"] == pytest.approx(float(np.mean(logits.argmax(-1) == z["y"])))
+    assert t["accuracy"] > 0.6  # chance: about 1/3
+    _handed_back(tmp_path, npz, out / "teacher.keras", t["accuracy"])
+
+
+def _handed_back(tmp_path, npz, teacher_file, accuracy):
+    """The fine-tuned teacher (Rescaling(2, -1) first, fed x / 255) passed to a
+    new run as --teacher scores what its own run measured: read from the
+    contract edgekd wrote into the file, and, with that entry removed, found
+    by measuring the usual scalings on labeled training images."""
+    import shutil
+    import zipfile
+    bare = tmp_path / "bare" / "teacher.keras"
+    bare.parent.mkdir()
+    with zipfile.ZipFile(teacher_file) as src, zipfile.ZipFile(bare, "w") as dst:
+        assert "edgekd.json" in src.namelist()
+        for name in src.namelist():
+            if name != "edgekd.json":
+                dst.writestr(name, src.read(name))
+    for i, (path, source) in enumerate([(teacher_file, "written into the file"),
+                                        (bare, "measured on")]):
+        again = tmp_path / f"again{i}"
+        proc = run_cli("distill", "--data", str(npz), "--out", str(again), "--preset", "quick",
+                       "--teacher", str(path), "--student-arch", "tiny_student", "--epochs", "1",
+                       "--no-scratch", "--batch-size", "16", "--quiet")
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        t = json.loads((again / "train_report.json").read_text())["models"]["teacher"]
+        assert t["accuracy"] == pytest.approx(accuracy, abs=1e-6), proc.stdout
+        assert t["input"]["scale"] == pytest.approx(1 / 255) and t["input"]["offset"] == 0
+        assert t["input_from"].startswith(source), t["input_from"]
+        shutil.rmtree(again)
 
 
 def test_weights_that_do_not_fit(tmp_path):
