@@ -115,7 +115,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             flag = "--" + budget.replace("_", "-")
             raise EdgekdError(f"{flag} picks the student's architecture: pass it or "
                               "--student-arch, not both")
-    from distill.config import resolve  # cheap; fails on bad values before TF loads
+    from distill.config import STUDENT_BOUND, resolve  # cheap; fails on bad values before TF loads
+    if not any(args.get(k) for k in ("student_arch", "student_macs", "student_ms", "student_path")):
+        args["student_bound"] = STUDENT_BOUND
     from edgekd.envvars import check_distill
     check_distill()
     cfg = photo_teacher(resolve(preset, **args), preset, explicit=bool(args.get("teacher_arch")))

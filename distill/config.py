@@ -22,6 +22,10 @@ class DistillConfig:
     student_macs: float | None = None  # budget: student_arch becomes the widest
     # edge_res_x<w>_s<stride> within it at the training size (distill.sizing)
     student_ms: float | None = None  # latency budget on the machine of a bench.json
+    # Set by the CLI when no student is named: a preset student that would cost
+    # more than 1.25x this many MACs at the training size (the CIFAR student
+    # at 96 px costs 9x its 32 px MACs) is replaced by sizing's pick within it.
+    student_bound: float | None = None
     latency_from: str | None = None  # row (distill.budget): the student row's latency
     latency_format: str = "tflite_int8"  # in this format at this many threads
     latency_threads: int = 1
@@ -215,6 +219,9 @@ PRESETS: dict[str, DistillConfig] = {
     # (85.2 to 85.7 % int8 from three default teachers; docs/results/latency.md).
     "latency": replace(DEFAULT, preset="latency", student_arch="edge_res_mid", epochs=55),
 }
+
+
+STUDENT_BOUND = 10e6  # MACs: the CIFAR student's ~9.8M, the default cost of any student
 
 
 def resolve(preset: str, **overrides) -> DistillConfig:

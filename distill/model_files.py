@@ -84,6 +84,8 @@ _TF_FUNCTION = re.compile(
     r"zeros_like|fill|range|where|einsum|matmul|broadcast_to|reverse|slice|strided_slice|"
     r"maximum|minimum|abs|exp|sqrt|square|sigmoid|tanh|reduce_\w+|argmax|argmin|one_hot)")
 _CODE_TYPES = ("lambda", "function")
+# Packages whose modules a config may name (their classes are still checked by name)
+LIBRARIES = ("keras", "tf_keras", "tensorflow_model_optimization")
 _B64 = re.compile(r"[A-Za-z0-9+/=\n]{16,}")
 
 
@@ -108,7 +110,7 @@ def keras_config_problem(config) -> str | None:
         # tf_keras imports the module a config names; "builtins" makes it
         # search Keras' own function modules only
         if module is not None and not (isinstance(module, str) and (
-                module.split(".")[0] in ("keras", "tf_keras")
+                module.split(".")[0] in LIBRARIES
                 or (module == "builtins" and name == "function"))):
             return f"{where or '/'} asks to import module {module!r}"
         if name == "function" and not (module == "builtins"

@@ -201,7 +201,8 @@ def _resumed_pick(cfg: DistillConfig, n_images: int, out: Path) -> str | None:
 
 
 def _sized_student(cfg: DistillConfig, ds, store_dir: Path, out: Path) -> DistillConfig:
-    """--student-macs or --student-ms: the config with the picked student."""
+    """--student-macs, --student-ms or the default MACs bound: the config with
+    the picked student."""
     shape, side = ds.preprocessing.input_shape, "x".join(map(str, ds.x_train.shape[1:3]))
     resumed = cfg.student_ms is not None and _resumed_pick(cfg, len(ds.x_train), out)
     if resumed:
@@ -223,6 +224,15 @@ def _sized_student(cfg: DistillConfig, ds, store_dir: Path, out: Path) -> Distil
     elif cfg.student_macs:
         sized = sizing.pick(cfg.student_macs, shape, len(ds.labels))
         print(f"[distill] --student-macs {cfg.student_macs / 1e6:g}M at {side}: {sized.name}",
+              flush=True)
+    elif cfg.student_bound:
+        preset = sizing.measure(cfg.student_arch, shape, len(ds.labels))
+        if preset.macs <= 1.25 * cfg.student_bound:
+            return cfg
+        sized = sizing.pick(cfg.student_bound, shape, len(ds.labels))
+        print(f"[distill] student: {cfg.student_arch} would cost {preset.macs / 1e6:.1f}M MACs "
+              f"at {side}; bounded by default to {cfg.student_bound / 1e6:g}M: {sized.name}, "
+              f"{sized.macs / 1e6:.2f}M MACs (--student-macs N or --student-arch NAME to choose)",
               flush=True)
     else:
         return cfg

@@ -1,6 +1,7 @@
 """--student-macs: the chosen student fits the budget at any size, and is the
 widest of its stride that does."""
 
+import numpy as np
 import pytest
 
 from distill import models, sizing
@@ -62,3 +63,26 @@ def test_the_largest_stem_bounds_the_search():
     with pytest.raises(EdgekdError, match=r"no student fits 2M MACs at 1024x1024: the smallest, "
                                           r"edge_res_x0.25_p64, needs 25"):
         sizing.pick(2e6, (1024, 1024, 3), 10)
+
+
+@pytest.mark.parametrize("side, kept", [(32, True), (96, False)])
+def test_the_default_student_is_bounded_at_any_image_size(tmp_path, capsys, side, kept):
+    """No student named (the CLI sets student_bound): the CIFAR student stays at
+    32 px (9.8M MACs), and at 96 px (88M) is replaced by the widest within 10M."""
+    from types import SimpleNamespace
+
+    from distill import run
+    from distill.config import STUDENT_BOUND, resolve
+    cfg = resolve("default", student_bound=STUDENT_BOUND)
+    shape = (side, side, 3)
+    ds = SimpleNamespace(preprocessing=SimpleNamespace(input_shape=shape),
+                         x_train=np.zeros((1, *shape), np.uint8), labels=list("abcdefghij"))
+    got = run._sized_student(cfg, ds, tmp_path, tmp_path / "out")
+    printed = capsys.readouterr().out
+    if kept:
+        assert got == cfg and printed == ""
+        return
+    picked = sizing.measure(got.student_arch, shape, 10)
+    assert picked.macs <= STUDENT_BOUND < sizing.measure("edge_res", shape, 10).macs
+    assert f"student: edge_res would cost {sizing.measure('edge_res', shape, 10).macs / 1e6:.1f}M " \
+           f"MACs at 96x96; bounded by default to 10M: {got.student_arch}" in printed
