@@ -78,10 +78,10 @@ lint: $(STAMP)
 test: lint
 	$(PY) -m pytest -q -rs --durations=15
 
-# Tests that need what a fresh machine lacks: apt's Fashion-MNIST, ../shared's
-# CIFAR-10 copy, an sshd (.ci/run installs them).
+# Tests that need what a fresh machine lacks (apt's Fashion-MNIST, ../shared's
+# CIFAR-10 copy, an sshd: .ci/run installs them), and the slow end-to-end runs.
 test-extra: $(STAMP)
-	$(PY) -m pytest -q -m "data or ssh"
+	$(PY) -m pytest -q -rs --durations=15 -m "data or ssh or slow"
 
 test-all: $(STAMP)
 	$(PY) -m pytest -q -m ""

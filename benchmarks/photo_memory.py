@@ -43,10 +43,10 @@ CLASSES = 10
 STUDENT_EPOCHS = 3
 
 
-def _photo(i: int, rng: np.random.Generator) -> np.ndarray:
+def _photo(i: int, rng: np.random.Generator, sides=(150, 400)) -> np.ndarray:
     """A smooth image (a colour gradient per class plus a disc): small as JPEG,
     unlike noise, so the folder is a realistic few GB at most."""
-    h, w = rng.integers(150, 400, 2)
+    h, w = rng.integers(*sides, 2)
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     c = i % CLASSES
     base = np.stack([(xx / w) * 255, (yy / h) * 255, np.full((h, w), 25.0 * c)], -1)
@@ -55,7 +55,8 @@ def _photo(i: int, rng: np.random.Generator) -> np.ndarray:
     return base.clip(0, 255).astype(np.uint8)
 
 
-def generate(root: Path, n: int) -> None:
+def generate(root: Path, n: int, sides=(150, 400)) -> None:
+    """n photos, sides drawn in [sides[0], sides[1]) px, in class folders (kept once made)."""
     if (root / "done").is_file():
         return
     from PIL import Image
@@ -63,7 +64,7 @@ def generate(root: Path, n: int) -> None:
         (root / f"class_{c}").mkdir(parents=True, exist_ok=True)
 
     def one(i: int) -> None:
-        img = _photo(i, np.random.default_rng(i))
+        img = _photo(i, np.random.default_rng(i), sides)
         Image.fromarray(img).save(root / f"class_{i % CLASSES}" / f"{i:06d}.jpg", quality=85)
     with ThreadPoolExecutor(os.cpu_count() or 2) as pool:
         list(pool.map(one, range(n)))

@@ -52,6 +52,10 @@ class DistillConfig:
     alpha: float = 0.1
     loss: str = "kl"  # kl: Hinton's softened KL at T; mse: matching logits (its T -> inf limit)
     train_subset: int | None = None  # first N shuffled training images (smoke runs)
+    # An image folder: the default training size's cap, and the test photos
+    # decoded at most (train_subset caps the training photos decoded).
+    max_image_side: int = 128
+    max_test_images: int | None = None
     val_split: float = 0.1  # only for image folders without a test/ folder
     image_size: int | None = None  # square training size; None: chosen from the data
     # (distill.photos: the median shorter side, at most 128)
@@ -80,6 +84,11 @@ class DistillConfig:
     # Load model files that are not plain data (code, imports, I/O or custom
     # ops: distill.model_files); off: such a file is refused, the entry named.
     trust_model_code: bool = False
+
+    @property
+    def folder_limits(self):
+        from distill.data import FolderLimits
+        return FolderLimits(self.max_image_side, self.train_subset, self.max_test_images)
 
     @property
     def teachers(self) -> tuple[str, ...]:
@@ -211,7 +220,10 @@ DEFAULT = replace(
 PRESETS: dict[str, DistillConfig] = {
     "seed": SEED,
     # Smoke runs: a few minutes on 2 CPU cores, same models, fewer images/epochs.
-    "quick": replace(SEED, preset="quick", teacher_epochs=2, epochs=2, train_subset=10000),
+    # On photos at 32 px at most and 10,000 + 2,000 of them decoded: a few minutes
+    # and under 2 GB on any folder (docs/results/quick_photos.md).
+    "quick": replace(SEED, preset="quick", teacher_epochs=2, epochs=2, train_subset=10000,
+                     max_image_side=32, max_test_images=2000),
     "default": DEFAULT,
     # For targets where int8 runs no faster than fp32 (x86 with AVX2 only), so
     # latency follows MACs: the default recipe with edge_res_mid (7.98M MACs

@@ -58,8 +58,20 @@ def preflight(source: str) -> None:
             "(DIR/train/<class>/*.jpg) or an .npz with x_train, y_train, x_test, y_test")
 
 
+@dataclass(frozen=True)
+class FolderLimits:
+    """How much of an image folder a run decodes: the default training size's
+    cap (the median shorter side, at most `max_side`), and at most `max_train`
+    training and `max_test` test photos, drawn at random before any decode (a
+    smoke run of a 50,000-photo folder decodes what it trains on, no more)."""
+    max_side: int = photos.MAX_DEFAULT_SIDE
+    max_train: int | None = None
+    max_test: int | None = None
+
+
 def load_dataset(source: str, image_size: int | None = None, val_split: float = 0.1,
-                 seed: int = 42, resize: str = "crop", store_dir: Path | None = None) -> DataSet:
+                 seed: int = 42, resize: str = "crop", store_dir: Path | None = None,
+                 limits: FolderLimits = FolderLimits()) -> DataSet:
     """`store_dir`: where training images too large for memory go (distill.store)."""
     if source == "cifar10":
         ds = _cifar10()
@@ -68,7 +80,7 @@ def load_dataset(source: str, image_size: int | None = None, val_split: float = 
     elif source.endswith(".npz"):
         ds = _npz(Path(source))
     elif Path(source).is_dir():
-        ds = _folder(Path(source), image_size, val_split, seed, resize, store_dir)
+        ds = _folder(Path(source), image_size, val_split, seed, resize, store_dir, limits)
     else:
         raise EdgekdError(
             f"unknown data source {source!r}: use cifar10, fashion_mnist, an image folder "
@@ -237,8 +249,16 @@ def _npz(path: Path) -> DataSet:
                    _as_nhwc_uint8(arrays["x_test"], f"{path} x_test"), yte, labels)
 
 
+def _drawn(items: list, n: int | None, seed: int) -> list:
+    """At most n of `items`, drawn at random, in their order (by class)."""
+    if n is None or len(items) <= n:
+        return items
+    keep = np.sort(np.random.default_rng(seed).choice(len(items), n, replace=False))
+    return [items[i] for i in keep]
+
+
 def _folder(root: Path, image_size: int | None, val_split: float, seed: int,
-            resize: str, store_dir: Path | None) -> DataSet:
+            resize: str, store_dir: Path | None, limits: FolderLimits) -> DataSet:
     has_split = (root / "train").is_dir()
     train_files = photos.class_files(root / "train" if has_split else root)
     labels = list(train_files)
@@ -248,9 +268,16 @@ def _folder(root: Path, image_size: int | None, val_split: float, seed: int,
     if extra:
         raise EdgekdError(f"{root}/test has classes not in train: {sorted(extra)}")
     train = [(p, labels.index(c)) for c in labels for p in train_files[c]]
-    test = [(p, labels.index(c)) for c in labels for p in test_files.get(c, [])]
-    size, mode, chosen = photos.choose_size([p for p, _ in train + test], image_size)
+    test = _drawn([(p, labels.index(c)) for c in labels for p in test_files.get(c, [])],
+                  limits.max_test, seed)
+    seen = len(train)
+    train = _drawn(train, limits.max_train, seed)  # without a test folder, val_split of these
+    size, mode, chosen = photos.choose_size([p for p, _ in train + test], image_size,
+                                            limits.max_side)
     print(f"[distill] {root.name}: {chosen}", flush=True)
+    if len(train) < seen:
+        print(f"[distill] {len(train)} of the {seen} training photos drawn at random "
+              "(the preset's limit)", flush=True)
     x = photos.decode([p for p, _ in train], size, mode, resize, "training", store_dir)
     y = np.array([c for _, c in train], dtype=np.int64)
     if test:

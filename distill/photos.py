@@ -49,7 +49,8 @@ def _header(path: Path) -> tuple[int, int, str]:
         return im.height, im.width, im.mode
 
 
-def choose_size(paths: list[Path], image_size: int | None) -> tuple[tuple[int, int], str, str]:
+def choose_size(paths: list[Path], image_size: int | None,
+                max_side: int = MAX_DEFAULT_SIDE) -> tuple[tuple[int, int], str, str]:
     """((height, width), PIL mode, a line saying what was chosen and why)."""
     sample = [_header(paths[i]) for i in spread_indices(len(paths), SIZE_SAMPLE)]
     mode = "L" if all(m in ("L", "1") or m.startswith("I") for _, _, m in sample) else "RGB"
@@ -59,12 +60,12 @@ def choose_size(paths: list[Path], image_size: int | None) -> tuple[tuple[int, i
     if image_size:
         return (image_size, image_size), mode, \
             f"{seen}; training at {image_size}x{image_size} (--image-size)"
-    if len(sizes) == 1 and max(next(iter(sizes))) <= MAX_DEFAULT_SIDE:
+    if len(sizes) == 1 and max(next(iter(sizes))) <= max_side:
         (h, w), = sizes
         return (h, w), mode, f"{seen}, all {h}x{w}: training at that size"
-    side = min(MAX_DEFAULT_SIDE, short)
+    side = min(max_side, short)
     return (side, side), mode, (f"{seen}: training at {side}x{side} (the median shorter side, "
-                                f"at most {MAX_DEFAULT_SIDE}; --image-size N to change)")
+                                f"at most {max_side}; --image-size N to change)")
 
 
 def _decode_into(out, i: int, path: Path, pre: Preprocessing) -> None:

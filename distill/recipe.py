@@ -26,10 +26,12 @@ a batch at a time: the process then holds the logits and CHUNK images.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from distill import patches, store
 from distill.tfenv import keras, tf
@@ -209,6 +211,8 @@ def cache_views(x, y: np.ndarray, teacher, pre: Preprocessing, views: int, seed:
     where = "on disk" if isinstance(images, store.ImageStore) else "in memory"
     print(f"[distill] teacher cache: {copies} copies of {n} images, "
           f"{copies * n * np.prod(x.shape[1:]) / 2**20:.0f} MiB {where}", flush=True)
+    bar = tqdm(total=copies * n, unit="img", desc="teacher cache", file=sys.stderr,
+               disable=None, mininterval=2.0, leave=False)
     for k in range(0, copies, 2 if mirror else 1):
         for a in range(0, n, CHUNK):
             xv = x[a:min(n, a + CHUNK)]
@@ -220,6 +224,8 @@ def cache_views(x, y: np.ndarray, teacher, pre: Preprocessing, views: int, seed:
                 lv = (lv + teacher_logits(np.ascontiguousarray(xv[:, :, ::-1]))) / 2
                 logits[(k + 1) * n + a:(k + 1) * n + a + len(xv)] = lv
             logits[k * n + a:k * n + a + len(xv)] = lv
+            bar.update(len(xv) * (2 if mirror else 1))
+    bar.close()
     return Views(images, np.asarray(y), logits, copies, pre)
 
 

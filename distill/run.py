@@ -241,7 +241,8 @@ def _sized_student(cfg: DistillConfig, ds, store_dir: Path, out: Path) -> Distil
 
 def _run(cfg: DistillConfig, out: Path, strategy, chief: bool, verbose: int, t0: float,
          store_dir: Path) -> dict:
-    ds = load_dataset(cfg.data, cfg.image_size, cfg.val_split, cfg.seed, cfg.resize, store_dir)
+    ds = load_dataset(cfg.data, cfg.image_size, cfg.val_split, cfg.seed, cfg.resize, store_dir,
+                      cfg.folder_limits)
     cfg = _sized_student(cfg, ds, store_dir, out)  # before the work folder: a resumed run resolves alike
     cfg = _scaled_epochs(cfg, len(ds.x_train))
     work = open_work(out, cfg.to_json(), chief)
@@ -339,7 +340,7 @@ def add_scratch(out: str | Path, verbose: int | None = None) -> dict:
     t0 = time.perf_counter()
     with store.folder_beside(out) as store_dir:
         ds = load_dataset(cfg.data, cfg.image_size, cfg.val_split, cfg.seed, cfg.resize,
-                          store_dir)
+                          store_dir, cfg.folder_limits)
         (x_tr, y_tr), _, plain = training_data(cfg, ds)  # the run's own subset and shuffles
         work = open_work(out, cfg.to_json(), suffix=".scratch.partial")  # a killed run resumes
         session = Session(cfg, ds, work, StudentData(cfg, ds, None, plain, x_tr, y_tr), verbose)

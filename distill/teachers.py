@@ -48,6 +48,9 @@ class Contract:
     offset: float
 
 
+BATCH_BYTES = 64 << 20
+
+
 class Teacher:
     """Logits for uint8 images (N, H, W, C) at the data's size."""
 
@@ -65,10 +68,19 @@ class Teacher:
         model, native = self._native
         self.contract, self.keras_model = contract, model if contract == native else None
 
-    def logits(self, x: np.ndarray, batch: int = 512) -> np.ndarray:
+    def logits(self, x: np.ndarray, batch: int | None = None) -> np.ndarray:
+        batch = batch or self.batch
         parts = [np.asarray(self._run(self._adapt(x[i:i + batch])), np.float32)
                  for i in range(0, len(x), batch)]
         return np.concatenate(parts).reshape(len(x), -1)
+
+    @property
+    def batch(self) -> int:
+        """Images per call: 64 MiB of float input at the teacher's size (512 at
+        32 px, 83 at 224 px). A model's activations grow with its input, and a
+        fixed 512 held several GiB in a 224 px MobileNet's eager call."""
+        c = self.contract
+        return int(np.clip(BATCH_BYTES // (c.height * c.width * c.channels * 4), 8, 512))
 
     def _adapt(self, x: np.ndarray) -> np.ndarray:
         c = self.contract
@@ -100,7 +112,7 @@ class Ensemble(Teacher):
                          first.classes, run=lambda x: x)
         self.members = members
 
-    def logits(self, x: np.ndarray, batch: int = 512) -> np.ndarray:
+    def logits(self, x: np.ndarray, batch: int | None = None) -> np.ndarray:
         logp = [tf.nn.log_softmax(m.logits(x, batch), axis=-1).numpy() for m in self.members]
         return np.mean(logp, axis=0).astype(np.float32)
 

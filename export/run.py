@@ -7,11 +7,13 @@ import errno
 import gzip
 import json
 import shutil
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from distill.api import CONVERTERS, Inputs, check_io, count_macs, load
 from edgekd import __version__, environment, train_report
@@ -135,6 +137,8 @@ def run(folder: str | Path, formats: list[str], roles=DEFAULT_EXPORT,
     inp = Inputs(pre, calib, int8_io)
     x_eval = pre.apply(ev["x"])
     tmp = _stage(folder)
+    total = sum(len(formats_for(formats, role in QAT_ROLES)) for role in keras_models)
+    bar = tqdm(total=total, unit="file", desc="export", file=sys.stderr, disable=None, leave=False)
     try:
         refs, artifacts = {}, []
         for role, model in keras_models.items():
@@ -148,6 +152,7 @@ def run(folder: str | Path, formats: list[str], roles=DEFAULT_EXPORT,
                     f"{100 * p['top1_agreement']:6.2f} %  max|diff| {p.get('max_abs_diff', 0):.2e}"
                     f"  {'ok' if p['passed'] else 'FAILED'}")
                 artifacts.append(rec)
+                bar.update()
         with atomic_path(tmp / "reference.npz") as ref_file:
             np.savez_compressed(ref_file, y=ev["y"], **{f"{r}_logits": v for r, v in refs.items()})
         manifest = _manifest(tmp, ev, labels, pre, keras_models, artifacts, refs, t0)
@@ -162,6 +167,7 @@ def run(folder: str | Path, formats: list[str], roles=DEFAULT_EXPORT,
         swap_into_place(tmp, folder)
         return manifest
     finally:
+        bar.close()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

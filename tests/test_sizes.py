@@ -30,7 +30,10 @@ def _photos(root, rng, n=8):
                     root / split / c / f"{i}.jpg")
 
 
-@pytest.mark.parametrize("size,student", [(28, "tiny_student"), (512, 10e6)])
+@pytest.mark.parametrize("size,student", [
+    (28, "tiny_student"),
+    pytest.param(512, 10e6, marks=pytest.mark.slow),  # end to end at 512 px: make test-extra
+])
 def test_pipeline_at_size(tmp_path, size, student):
     """At 512 px the student is --student-macs 10e6's pick: a patch-stem member
     of the family (edge_res_x<w>_p32), so its export is checked too."""

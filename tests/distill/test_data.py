@@ -141,3 +141,35 @@ def test_offline_cli_fails_before_importing_tensorflow(tmp_path):
                           env={"KERAS_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}, timeout=120)
     assert proc.stdout.strip() == "tf not loaded 2"
     assert "CIFAR-10 is not cached" in proc.stderr and not (tmp_path / "a").exists()
+
+
+def test_folder_limits_draw_before_decoding_and_cap_the_size(tmp_path, monkeypatch):
+    """The quick preset's limits: at most max_train / max_test photos decoded
+    (drawn at random, every class kept in order), trained at most max_side."""
+    rng = np.random.default_rng(3)
+    _write_images(tmp_path / "train", ["a", "b", "c"], 8, 40, "RGB", ".png", rng)
+    _write_images(tmp_path / "test", ["a", "b", "c"], 4, 40, "RGB", ".png", rng)
+    decoded = []
+    real = data.photos.decode
+    monkeypatch.setattr(data.photos, "decode", lambda paths, *a, **k: decoded.append(len(paths))
+                        or real(paths, *a, **k))
+    limits = data.FolderLimits(max_side=16, max_train=10, max_test=5)
+    ds = data.load_dataset(str(tmp_path), limits=limits)
+    assert decoded == [10, 5]
+    assert ds.x_train.shape == (10, 16, 16, 3) and ds.x_test.shape == (5, 16, 16, 3)
+    assert list(ds.y_train) == sorted(ds.y_train)  # drawn, then kept in class order
+    again = data.load_dataset(str(tmp_path), limits=limits)
+    np.testing.assert_array_equal(again.x_train, ds.x_train)  # the same draw every time
+    assert data.load_dataset(str(tmp_path)).x_train.shape == (24, 40, 40, 3)  # no limits
+
+
+def test_16_bit_png_keeps_its_top_8_bits(tmp_path):
+    """Pillow's own convert clips 16-bit gray to 255 (all-white images)."""
+    from edgekd.preprocess import Preprocessing, load_image
+    wide = (np.arange(64 * 64).reshape(64, 64) * 16).astype(np.uint16)
+    Image.fromarray(wide).save(tmp_path / "g.png")
+    assert Image.open(tmp_path / "g.png").mode.startswith("I")
+    x = load_image(tmp_path / "g.png", Preprocessing(64, 64, 1))
+    np.testing.assert_array_equal(x[..., 0], (wide >> 8).astype(np.uint8))
+    rgb = load_image(tmp_path / "g.png", Preprocessing(64, 64, 3))
+    np.testing.assert_array_equal(rgb[..., 1], (wide >> 8).astype(np.uint8))

@@ -59,6 +59,7 @@ def single_and_two(tmp_path_factory):
     return base, two.stdout
 
 
+@pytest.mark.slow  # end to end, two worker processes train: make test-extra
 def test_two_workers_both_train_and_only_the_chief_writes(single_and_two):
     base, log = single_and_two
     report = _report(base / "two")
@@ -78,6 +79,7 @@ def test_two_workers_both_train_and_only_the_chief_writes(single_and_two):
         p.name for p in (base / "single").iterdir())
 
 
+@pytest.mark.slow  # end to end, two worker processes train: make test-extra
 def test_two_workers_match_one_process_with_the_same_global_batch(single_and_two):
     base, _ = single_and_two
     one, two = _report(base / "single"), _report(base / "two")
@@ -105,6 +107,7 @@ def _watch(proc: subprocess.Popen, lines: list[str]) -> threading.Thread:
     return thread
 
 
+@pytest.mark.slow  # end to end, workers killed and restarted: make test-extra
 def test_killed_worker_is_restarted_and_resumes_from_the_last_epoch(tmp_path):
     out = tmp_path / "run"
     epoch_log = tmp_path / "run.partial" / "_checkpoints" / "teacher_epochs.json"

@@ -95,6 +95,7 @@ def test_cached_batches_arranged_keep_their_labels_and_logits():
         np.testing.assert_array_equal(logit4, logit)
 
 
+@pytest.mark.slow  # end to end, ten epochs under XLA: make test-extra
 def test_a_distilled_patch_student_trains_through_its_twin(tmp_path, monkeypatch):
     """Under XLA with cached views the distilled student trains as its twin
     (the scratch student, on augmented images, as itself), and what is saved

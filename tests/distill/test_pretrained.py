@@ -69,6 +69,7 @@ def _colour_npz(path: Path, n_train=600, n_test=200) -> Path:
     return path
 
 
+@pytest.mark.slow  # end to end, a MobileNet fine-tuned at 128 px, then handed back twice: make test-extra
 def test_weights_are_loaded_and_the_teacher_fine_tuned(tmp_path, weights):
     path, means = weights
     npz = _colour_npz(tmp_path / "d.npz")  # 12x12 RGB: the teacher upsizes to 128 inside
