@@ -20,6 +20,9 @@ DISTILL_ARGS ?=
 IMAGE_SIZE ?=
 
 distill_flags = --data "$(DATA)" --preset $(PRESET) --out "$(OUT)" $(foreach t,$(TEACHER),--teacher "$(t)") $(if $(IMAGE_SIZE),--image-size $(IMAGE_SIZE)) $(DISTILL_ARGS)
+# A smoke run times each file for 1 s instead of 10 (benchmarks/quick_photos.py runs the same)
+QUICK_BENCH_ARGS := --seconds 1 --runs 20
+preset_bench_flags = $(if $(filter quick,$(PRESET)),$(QUICK_BENCH_ARGS))
 format_flags  = $(if $(FORMATS),--formats $(FORMATS))
 
 .PHONY: lint help venv edge-model distill distill-multiworker export bench report test test-extra test-all test-arm bench-seed bench-default bench-teachers bench-subsets bench-photos bench-latency bench-zoo bench-ablation bench-multiworker bench-overhead clean
@@ -43,7 +46,7 @@ venv: $(STAMP)
 edge-model: $(STAMP)
 	$(PY) -m distill $(distill_flags)
 	$(PY) -m export "$(OUT)" $(format_flags)
-	$(PY) -m bench "$(OUT)" --threads $(THREADS) $(format_flags) $(BENCH_ARGS)
+	$(PY) -m bench "$(OUT)" --threads $(THREADS) $(format_flags) $(preset_bench_flags) $(BENCH_ARGS)
 	@echo "Report: $(OUT)/report.md, $(OUT)/report.png; every file: $(OUT)/manifest.json"
 
 distill: $(STAMP)

@@ -37,7 +37,9 @@ def _stages(photos: Path, out: Path) -> dict[str, Stage]:
     args = {"distill": ["-m", "distill", "--data", str(photos), "--preset", "quick",
                         "--out", str(out), "--quiet"],
             "export": ["-m", "export", str(out)],
-            "bench": ["-m", "bench", str(out), "--threads", "1,all", "--no-progress"]}
+            # the Makefile's QUICK_BENCH_ARGS, which edge-model adds for PRESET=quick
+            "bench": ["-m", "bench", str(out), "--threads", "1,all", "--seconds", "1",
+                      "--runs", "20", "--no-progress"]}
     stages = {}
     with open(out.parent / f"{out.name}.log", "w") as log:
         for name in STAGES:

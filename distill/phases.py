@@ -25,6 +25,8 @@ from distill.loss import DistillationLoss
 from distill.recipe import cache_views, make_optimizer, plan_views, soft_targets
 from distill.tfenv import keras, tf
 from distill.train import Distiller, compile_classifier, run_phase
+from distill.workdir import damaged
+from edgekd.errors import EdgekdError, first_line
 from edgekd.roles import SCRATCH, STUDENT, model_file
 
 
@@ -138,7 +140,10 @@ class Session:
         """Train `phase` unless its finished model is saved; returns (model, log)."""
         saved = self.work / (phase.save_as or model_file(phase.role))
         if saved.is_file():
-            result = optimize.load(saved, phase.role), epoch_log(self.work, phase.role)
+            try:
+                result = optimize.load(saved, phase.role), epoch_log(self.work, phase.role)
+            except (EdgekdError, ValueError, OSError) as exc:
+                raise damaged(self.work, first_line(exc, 300)) from None
         else:
             keras.utils.set_random_seed(self.cfg.seed + phase.seed_offset)
             model = phase.make()

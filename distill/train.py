@@ -17,6 +17,7 @@ from distill.loss import DistillationLoss
 from distill.recipe import augment_batch
 from distill.store import ImageStore
 from distill.tfenv import keras, tf
+from edgekd.errors import first_line
 from edgekd.preprocess import Preprocessing
 
 
@@ -162,9 +163,13 @@ def run_phase(name: str, model: keras.Model, train_ds, epochs: int, work: Path,
         train_ds, per_epoch = train_ds.repeat(), {"steps_per_epoch": steps}
     if epochs > 0:
         print(f"[distill] {name}: {epochs} epoch(s)", flush=True)
-        model.fit(train_ds, epochs=epochs, verbose=verbose, **per_epoch, callbacks=[
-            keras.callbacks.BackupAndRestore(str(ckpt / f"{name}_{backup}")), log,
-            *(callbacks or [])])
+        try:
+            model.fit(train_ds, epochs=epochs, verbose=verbose, **per_epoch, callbacks=[
+                keras.callbacks.BackupAndRestore(str(ckpt / f"{name}_{backup}")), log,
+                *(callbacks or [])])
+        except (tf.errors.DataLossError, tf.errors.NotFoundError) as exc:  # a cut-short checkpoint
+            from distill.workdir import damaged
+            raise damaged(work, f"{name}'s checkpoint ({first_line(exc, 200)})") from None
     return log.epochs
 
 

@@ -102,3 +102,11 @@ def discard_if_empty(work: Path) -> None:
     """Remove a work folder of ours that holds no saved work (only its config)."""
     if is_ours(work) and not _has_progress(work):
         shutil.rmtree(work, ignore_errors=True)
+
+
+def damaged(work: Path, what: str) -> EdgekdError:
+    """The error for a file of an interrupted run that cannot be read: every
+    rerun would fail on it the same way, so say what to delete."""
+    return EdgekdError(f"{what}: the interrupted run in {work} left it damaged (killed while "
+                       f"saving, or a full disk?); delete that run with: rm -rf "
+                       f"{shlex.quote(str(work))}")

@@ -345,6 +345,25 @@ def test_refused_resume_says_what_to_delete(tmp_path, capsys):
     assert tree_digest(tmp_path) == before
 
 
+def test_a_damaged_file_of_an_interrupted_run_says_what_to_delete(tmp_path, capsys):
+    """A model file cut short in <out>.partial fails every rerun the same way:
+    the one line says so and gives the rm -rf."""
+    data = small_npz(tmp_path / "d.npz")
+    work = tmp_path / "a.partial"
+    rc, _ = cli_in_process("distill", [*_mini_args(data, tmp_path / "a")], capsys)
+    assert rc == 0
+    shutil.copytree(tmp_path / "a", work)
+    (work / "train_report.json").unlink()
+    teacher = (work / "teacher.keras").read_bytes()
+    (work / "teacher.keras").write_bytes(teacher[:len(teacher) // 2])
+    before = tree_digest(tmp_path)
+    rc, lines = cli_in_process("distill", _mini_args(data, tmp_path / "a"), capsys)
+    _one_line(rc, lines, 2, f"left it damaged (killed while saving, or a full disk?); delete "
+                            f"that run with: rm -rf {work}")
+    assert "teacher.keras" in lines[0]
+    assert tree_digest(tmp_path) == before
+
+
 def test_interrupted_save_leaves_the_old_file_and_no_temp(tmp_path):
     from edgekd.atomic import atomic_path
     target = tmp_path / "student.keras"

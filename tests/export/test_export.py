@@ -172,3 +172,19 @@ def test_missing_folder():
     proc = run_cli("export", "/nonexistent/artifacts")
     assert proc.returncode == 2
     assert "artifacts folder /nonexistent/artifacts not found" in error_lines(proc)[0]
+
+
+def test_a_full_disk_in_a_converter_is_an_environment_failure(exported_copy, monkeypatch):
+    """Converters wrap ENOSPC in their own error types: export still exits 1
+    (environment), not 2 (bad input), and leaves the folder as it was."""
+    from export import run as export_run
+
+    def full(model, path, inp):
+        raise RuntimeError("tflite conversion: write failed: No space left on device")
+    monkeypatch.setitem(export_run.CONVERTERS, "tflite_fp32", full)
+    before = sorted(p.name for p in exported_copy.iterdir())
+    proc = run_cli("export", str(exported_copy), "--formats", "tflite_fp32")
+    lines = error_lines(proc)
+    assert proc.returncode == 1 and len(lines) == 1, proc.stderr
+    assert "converting teacher to tflite_fp32 failed" in lines[0] and "No space left" in lines[0]
+    assert _unchanged(exported_copy, before)
