@@ -27,7 +27,8 @@ RUNS = ("seed", "seed_xeon", "default", "latency")  # saved pipeline runs, by na
 # Tables recorded by a measuring script (benchmarks/results/<name>/table.md), published as is
 RECORDED = ("zoo_throughput", "multiworker", "harness_overhead", "latency_vs_seed_epyc",
             "latency_vs_seed_xeon", "optimize_table", "sign_digits", "photo_memory", "photos",
-            "subsets", "stems", "fine_tune", "latency_budget", "quick_photos")
+            "subsets", "stems", "fine_tune", "latency_budget", "quick_photos",
+            "photo_command")
 README = ROOT / "README.md"
 
 
