@@ -188,3 +188,16 @@ def test_a_full_disk_in_a_converter_is_an_environment_failure(exported_copy, mon
     assert proc.returncode == 1 and len(lines) == 1, proc.stderr
     assert "converting teacher to tflite_fp32 failed" in lines[0] and "No space left" in lines[0]
     assert _unchanged(exported_copy, before)
+
+
+def test_the_exported_folder_keeps_the_users_umask(exported_copy):
+    """Export builds in a temporary sibling and swaps it in: the folder must
+    end with the mode a plain mkdir gives, not mkdtemp's 0700."""
+    import os
+    from export import run as export_run
+    old = os.umask(0o022)
+    try:
+        export_run.run(exported_copy, ["tflite_fp32"], ("student",), log=lambda *_: None)
+    finally:
+        os.umask(old)
+    assert exported_copy.stat().st_mode & 0o777 == 0o755
