@@ -194,6 +194,7 @@ def test_the_exported_folder_keeps_the_users_umask(exported_copy):
     """Export builds in a temporary sibling and swaps it in: the folder must
     end with the mode a plain mkdir gives, not mkdtemp's 0700."""
     import os
+
     from export import run as export_run
     old = os.umask(0o022)
     try:
