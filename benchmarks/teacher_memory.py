@@ -7,8 +7,9 @@ converted to a SavedModel, an ONNX and a TFLite file, each passed as
     python -m benchmarks.teacher_memory [--work /var/tmp/edgekd-quick]
 
 One student epoch: what is measured is the cache build (the teacher's
-batches at its own size) and one epoch on it. Keras 3 is not among the kinds:
-a Keras 3 file of the same weights needs a model rebuilt in Keras 3.
+batches at its own size) and one epoch on it. The Keras 3 file is the same
+network rebuilt in Keras 3 (Rescaling, Keras 3's MobileNet, Dense) with the
+weights copied, checked against the tf_keras model's outputs.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from benchmarks.saved import publish
 from benchmarks.stage import Stage, run_stage
 from edgekd.environment import machine, versions
 
-KINDS = ("savedmodel", "onnx", "tflite")
+KINDS = ("keras3", "savedmodel", "onnx", "tflite")
 GOAL_GIB = 4.0
 
 
@@ -31,8 +32,8 @@ def convert(teacher: Path, folder: Path) -> dict[str, Path]:
     """The tf_keras teacher as each kind of file (made once)."""
     from distill.safe_load import load
     from distill.tfenv import tf
-    files = {"savedmodel": folder / "teacher_savedmodel", "onnx": folder / "teacher.onnx",
-             "tflite": folder / "teacher.tflite"}
+    files = {"keras3": folder / "teacher_keras3.keras", "savedmodel": folder / "teacher_savedmodel",
+             "onnx": folder / "teacher.onnx", "tflite": folder / "teacher.tflite"}
     if all(p.exists() for p in files.values()):
         return files
     folder.mkdir(parents=True, exist_ok=True)
@@ -44,7 +45,28 @@ def convert(teacher: Path, folder: Path) -> dict[str, Path]:
     tf2onnx.convert.from_keras(model, input_signature=(spec,), opset=17,
                                output_path=str(files["onnx"]))
     files["tflite"].write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    _keras3_copy(model, files["keras3"])
     return files
+
+
+def _keras3_copy(model, path: Path) -> None:
+    """The pretrained teacher's layout (input, Rescaling, MobileNet, Dropout,
+    Dense) rebuilt in Keras 3 with its weights."""
+    import keras as keras3
+    import numpy as np
+    _, rescale, backbone, _, head = model.layers
+    side = model.input_shape[1]
+    inp = keras3.Input(model.input_shape[1:])
+    body = keras3.applications.MobileNet(input_shape=(side, side, 3), include_top=False,
+                                         pooling="avg", weights=None)
+    x = body(keras3.layers.Rescaling(rescale.scale, rescale.offset)(inp))
+    out = keras3.layers.Dense(head.units)(keras3.layers.Dropout(0.2)(x))
+    copy = keras3.Model(inp, out)
+    body.set_weights(backbone.get_weights())
+    copy.layers[-1].set_weights(head.get_weights())
+    x = np.random.default_rng(0).random((4, *model.input_shape[1:]), dtype=np.float32)
+    assert np.abs(np.asarray(copy(x)) - model(x).numpy()).max() < 1e-4
+    copy.save(path)
 
 
 def _distill(photos: Path, teacher: Path, out: Path) -> Stage:
@@ -82,7 +104,8 @@ def main(argv=None) -> int:
     text = "\n".join([
         "# Memory with a supplied teacher of each kind", "",
         "`python -m benchmarks.teacher_memory`: the photo command's fine-tuned MobileNet "
-        "(128 px input) as a SavedModel, ONNX and TFLite file, passed as `--teacher` to "
+        "(128 px input) as a Keras 3 .keras, SavedModel, ONNX and TFLite file, passed as "
+        "`--teacher` to "
         "`python -m distill --image-size 96 --student-macs 10e6 --epochs 1` on 3,000 generated "
         "photos: the teacher cache is built at the teacher's size, then one student epoch. "
         f"Peak RSS of the distill process. Machine: {m['cpu']}, {m['cores']} cores; tensorflow "

@@ -88,6 +88,27 @@ def _images(root: Path, classes=("a", "b"), corrupt=False) -> Path:
     return root
 
 
+def _onnx_teacher(path: Path, inputs=1, outputs=1, domain="") -> Path:
+    """A 12x12x3 -> 3 logits ONNX teacher (onnx.helper only): extra inputs or
+    outputs, or its one op in a custom domain."""
+    import onnx
+    from onnx import TensorProto, helper
+    info = helper.make_tensor_value_info
+    nodes = [helper.make_node("GlobalAveragePool" if not domain else "EvilOp", ["x"], ["p"],
+                              domain=domain),
+             helper.make_node("Flatten", ["p"], ["logits"])]
+    ins = [info(f"x{i}" if i else "x", TensorProto.FLOAT, ["n", 3, 12, 12]) for i in range(inputs)]
+    outs = [info("logits", TensorProto.FLOAT, ["n", 3])]
+    for i in range(1, outputs):
+        nodes.append(helper.make_node("Identity", ["logits"], [f"copy{i}"]))
+        outs.append(info(f"copy{i}", TensorProto.FLOAT, ["n", 3]))
+    opsets = [helper.make_opsetid("", 17)] + ([helper.make_opsetid(domain, 1)] if domain else [])
+    model = helper.make_model(helper.make_graph(nodes, "t", ins, outs), opset_imports=opsets)
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
+
+
 def _foreign(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     (path / "notes.txt").write_text("mine")
@@ -166,6 +187,14 @@ CASES = [
     (D, lambda c: _quick(c, "--teacher", c.tmp / "missing.keras"), 2, "missing.keras not found"),
     (D, lambda c: _quick(c, "--teacher", c.folder(teacher__keras=b"garbage") / "teacher.keras"),
      2, "cannot load teacher model"),
+    (D, lambda c: _quick(c, "--teacher", _onnx_teacher(c.tmp / "t.onnx", inputs=2)), 2,
+     "takes 2 inputs (x, x1); edgekd feeds it one batch of images"),
+    (D, lambda c: _quick(c, "--teacher", _onnx_teacher(c.tmp / "t.onnx", outputs=2)), 2,
+     "has 2 outputs (logits, copy1): name the one holding the logits with --teacher-output NAME"),
+    (D, lambda c: _quick(c, "--teacher", _onnx_teacher(c.tmp / "t.onnx"), "--teacher-output",
+                         "probs"), 2, "has no output 'probs' (--teacher-output); its outputs: logits"),
+    (D, lambda c: _quick(c, "--teacher", _onnx_teacher(c.tmp / "t.onnx", domain="evil.ops")), 2,
+     "runs custom op EvilOp of domain 'evil.ops'; refusing to load it"),
     # distill: data
     (D, lambda c: _quick(c, data=c.tmp / "no" / "where"), 2, "unknown data source"),
     (D, lambda c: _quick(c, data=c.npz(x_train=np.zeros((600, 12, 12, 3)) + 0.5)), 2,
@@ -191,6 +220,8 @@ CASES = [
     (D, lambda c: _quick(c, data=_images(c.tmp / "one", classes=("a",))), 2,
      "expected at least 2 class folders"),
     (D, lambda c: _quick(c, data=_images(c.tmp / "img", corrupt=True)), 2, "cannot decode image"),
+    (D, lambda c: _quick(c, data=_images(c.tmp / "img", classes=("a", "b\nc"))), 2,
+     "class name 1 ('b\\nc') holds control character '\\n'"),
     (D, lambda c: _quick(c, data=c.npz(labels=np.array(["a", "b\nc", "d"]))), 2,
      "class name 1 ('b\\nc') holds control character '\\n'"),
     (D, lambda c: _quick(c, data=c.npz(labels=np.array(["a", "b", "a"]))), 2,
