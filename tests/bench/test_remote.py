@@ -22,6 +22,26 @@ def test_parse_target():
             parse_target(bad)
 
 
+def test_newlines_in_a_target_are_refused():
+    """`$` matches before a final newline: the names are checked whole."""
+    for bad in ("ssh://pi\n@host", "ssh://host\n-oProxyCommand=x", "ssh://pi@ho\nst:22"):
+        with pytest.raises(EdgekdError, match="bad --target"):
+            parse_target(bad)
+
+
+def test_remote_dir_tilde_is_the_remote_home():
+    """Quoted for the board's shell, `~` would not expand: edgekd makes it
+    relative to the home ssh starts in; `~user` is refused."""
+    from bench.remote import RemoteOptions, remote_path
+    assert remote_path("~") == "." and remote_path("~/") == "."
+    assert remote_path("~/bench/run1") == "bench/run1"
+    assert remote_path("/tmp/x") == "/tmp/x" and remote_path("edgekd-bench") == "edgekd-bench"
+    for bad, why in (("~pi/x", "~user is not expanded"), ("", "give a folder name"),
+                     ("a\nb", "give a folder name")):
+        with pytest.raises(EdgekdError, match=why):
+            RemoteOptions(remote_dir=bad)
+
+
 @pytest.fixture()
 def board(tmp_path):
     try:
