@@ -9,6 +9,7 @@ from edgekd.errors import EdgekdError, OneLineParser, run_cli
 
 
 def parser() -> OneLineParser:
+    from distill.config import LOSSES  # cheap: no TensorFlow
     p = OneLineParser(prog="python -m distill", description=(
         "Train (or load) a teacher, distill a compact student, and write the artifacts "
         "folder (models, eval/calib sets, config.json, train_report.json) that export reads."))
@@ -42,8 +43,9 @@ def parser() -> OneLineParser:
     p.add_argument("--teacher-epochs", type=int)
     p.add_argument("--temperature", type=float)
     p.add_argument("--alpha", type=float, help="weight of the hard-label loss, in [0, 1]")
-    p.add_argument("--loss", choices=("kl", "mse"), help="soft loss: kl (Hinton's KL at "
-                   "--temperature; default) or mse (matching centred logits, KL's T -> inf limit)")
+    p.add_argument("--loss", choices=LOSSES, help="soft loss: kl "
+                   "(Hinton's KL at --temperature; default), mse (matching centred logits, KL's "
+                   "T -> inf limit), kl-std (KL of standardized logits) or dkd (decoupled KD)")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--learning-rate", type=float)
     p.add_argument("--train-subset", type=int, help="use only N training images")

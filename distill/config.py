@@ -12,6 +12,8 @@ from distill import budget
 from edgekd.errors import EdgekdError
 from edgekd.preprocess import RESIZE_POLICIES
 
+LOSSES = ("kl", "mse", "kl-std", "dkd")  # the soft losses distill.loss implements
+
 
 @dataclass(frozen=True)
 class DistillConfig:
@@ -111,8 +113,8 @@ class DistillConfig:
             raise EdgekdError(f"seed must be in [0, 2**31), got {self.seed}")
         if not self.temperature > 0:
             raise EdgekdError(f"temperature must be > 0, got {self.temperature}")
-        if self.loss not in ("kl", "mse"):
-            raise EdgekdError(f"loss must be kl or mse, got {self.loss!r}")
+        if self.loss not in LOSSES:
+            raise EdgekdError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         if not 0.0 <= self.alpha <= 1.0:
             raise EdgekdError(f"alpha must be in [0, 1], got {self.alpha}")
         for name in ("teacher_epochs", "epochs"):

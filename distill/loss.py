@@ -7,6 +7,14 @@ mse:           alpha * CE(y, s) + (1 - alpha) * 1/2 mean_i((s_i - mean s) - (t_i
 T^2 * KL tends to half the mean squared difference of the zero-meaned logits
 (softmax ignores a logit vector's mean, so only the centred logits are matched).
 
+Two variants for the recipe search (not defaults; docs/results/ will say
+whether either pays):
+kl-std:        kl on logits standardized per example, (z - mean z) / std z (Sun et
+               al. 2024): the student matches the teacher's logit shape, not its scale.
+dkd:           decoupled KD (Zhao et al. 2022), TCKD + 8 * NCKD, each T^2-scaled: the
+               KL of the binary target/non-target split, and the KL among the
+               non-target classes alone (8: the paper's CIFAR weight).
+
 It returns per-example losses; the caller averages them over the global batch
 (tf.nn.compute_average_loss), which is what keeps results independent of the
 number of replicas under tf.distribute.
@@ -14,6 +22,7 @@ number of replicas under tf.distribute.
 
 from __future__ import annotations
 
+from distill.config import LOSSES
 from distill.tfenv import keras, tf
 from edgekd.errors import EdgekdError
 
@@ -26,13 +35,46 @@ def hard_label_ce(y_true, logits):
     return keras.losses.sparse_categorical_crossentropy(y_true, logits, from_logits=True)
 
 
-LOSSES = ("kl", "mse")
+DKD_NCKD_WEIGHT = 8.0
+_EPS = 1e-7
+
+
+def _centred(z):
+    return z - tf.reduce_mean(z, axis=-1, keepdims=True)
+
+
+def _standardized(z):
+    return _centred(z) / (tf.math.reduce_std(z, axis=-1, keepdims=True) + _EPS)
+
+
+def _kl(p, log_p, log_q):
+    return tf.reduce_sum(p * (log_p - log_q), axis=-1)
+
+
+def _dkd(y_true, teacher_logits, student_logits, t: float):
+    """TCKD + DKD_NCKD_WEIGHT * NCKD per example; soft targets count by their
+    largest class."""
+    y_true = tf.convert_to_tensor(y_true)
+    target = tf.argmax(y_true, axis=-1) if y_true.shape.rank == 2 else tf.cast(y_true, tf.int64)
+    gt = tf.one_hot(target, tf.shape(student_logits)[-1], dtype=student_logits.dtype)
+    pt, ps = tf.nn.softmax(teacher_logits / t, axis=-1), tf.nn.softmax(student_logits / t, axis=-1)
+
+    def binary(p):  # (p of the target class, p of the rest), clipped away from 0
+        on = tf.reduce_sum(p * gt, axis=-1, keepdims=True)
+        return tf.clip_by_value(tf.concat([on, 1.0 - on], axis=-1), _EPS, 1.0)
+    bt, bs = binary(pt), binary(ps)
+    tckd = _kl(bt, tf.math.log(bt), tf.math.log(bs))
+    # among the other classes only: the target's logit pushed far below the rest
+    off_t, off_s = teacher_logits / t - 1000.0 * gt, student_logits / t - 1000.0 * gt
+    nckd = _kl(tf.nn.softmax(off_t, axis=-1), tf.nn.log_softmax(off_t, axis=-1),
+               tf.nn.log_softmax(off_s, axis=-1))
+    return (tckd + DKD_NCKD_WEIGHT * nckd) * (t * t)
 
 
 class DistillationLoss:
     def __init__(self, alpha: float = 0.1, temperature: float = 10.0, kind: str = "kl"):
         if kind not in LOSSES:
-            raise EdgekdError(f"unknown distillation loss {kind!r}: use {' or '.join(LOSSES)}")
+            raise EdgekdError(f"unknown distillation loss {kind!r}: use {', '.join(LOSSES)}")
         if not 0.0 <= alpha <= 1.0:
             raise EdgekdError(f"alpha must be in [0, 1], got {alpha}: it weights the "
                               "hard-label loss against the teacher's soft targets")
@@ -48,11 +90,14 @@ class DistillationLoss:
         probabilities (label smoothing, mixup)."""
         t = self.temperature
         ce = hard_label_ce(y_true, student_logits)
+        teacher_logits = tf.cast(teacher_logits, student_logits.dtype)
         if self.kind == "mse":
-            def centred(z):
-                return z - tf.reduce_mean(z, axis=-1, keepdims=True)
-            diff = centred(student_logits) - centred(tf.cast(teacher_logits, student_logits.dtype))
+            diff = _centred(student_logits) - _centred(teacher_logits)
             return ce, 0.5 * tf.reduce_mean(tf.square(diff), axis=-1)
+        if self.kind == "dkd":
+            return ce, _dkd(y_true, teacher_logits, student_logits, t)
+        if self.kind == "kl-std":
+            teacher_logits, student_logits = _standardized(teacher_logits), _standardized(student_logits)
         # keras' kl_divergence clips both to [1e-7, 1], exactly like the tutorial's KLDivergence
         kl = keras.losses.kl_divergence(tf.nn.softmax(teacher_logits / t, axis=-1),
                                         tf.nn.softmax(student_logits / t, axis=-1))
