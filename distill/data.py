@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from distill import photos, store
+from distill import photos
 from edgekd.errors import EdgekdError
 from edgekd.preprocess import Preprocessing
 
@@ -268,10 +268,16 @@ def _folder(root: Path, image_size: int | None, val_split: float, seed: int,
     if extra:
         raise EdgekdError(f"{root}/test has classes not in train: {sorted(extra)}")
     train = [(p, labels.index(c)) for c in labels for p in train_files[c]]
-    test = _drawn([(p, labels.index(c)) for c in labels for p in test_files.get(c, [])],
-                  limits.max_test, seed)
+    test = [(p, labels.index(c)) for c in labels for p in test_files.get(c, [])]
+    if test:
+        order = np.random.default_rng(seed).permutation(len(test))  # not class by class
+        test = [test[i] for i in order]
+    else:  # class folders only: hold out a stratification-free random split of every photo
+        order = np.random.default_rng(seed).permutation(len(train))
+        n_val = max(1, int(round(len(train) * val_split)))
+        test, train = [train[i] for i in order[:n_val]], [train[i] for i in order[n_val:]]
     seen = len(train)
-    train = _drawn(train, limits.max_train, seed)  # without a test folder, val_split of these
+    train, test = _drawn(train, limits.max_train, seed), _drawn(test, limits.max_test, seed)
     size, mode, chosen = photos.choose_size([p for p, _ in train + test], image_size,
                                             limits.max_side)
     print(f"[distill] {root.name}: {chosen}", flush=True)
@@ -280,13 +286,6 @@ def _folder(root: Path, image_size: int | None, val_split: float, seed: int,
               "(the preset's limit)", flush=True)
     x = photos.decode([p for p, _ in train], size, mode, resize, "training", store_dir)
     y = np.array([c for _, c in train], dtype=np.int64)
-    if test:
-        xte = photos.decode([p for p, _ in test], size, mode, resize, "test")
-        order = np.random.default_rng(seed).permutation(len(xte))  # not class by class
-        xte, yte = xte[order], np.array([c for _, c in test], dtype=np.int64)[order]
-    else:  # class folders only: hold out a stratification-free random split
-        order = np.random.default_rng(seed).permutation(len(x))
-        n_val = max(1, int(round(len(x) * val_split)))
-        te, tr = order[:n_val], order[n_val:]
-        x, y, xte, yte = store.subset(x, tr), y[tr], store.take(x, te), y[te]
+    xte = photos.decode([p for p, _ in test], size, mode, resize, "test")
+    yte = np.array([c for _, c in test], dtype=np.int64)
     return DataSet(root.name, x, y, xte, yte, labels, resize)

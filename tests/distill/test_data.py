@@ -173,3 +173,17 @@ def test_16_bit_png_keeps_its_top_8_bits(tmp_path):
     np.testing.assert_array_equal(x[..., 0], (wide >> 8).astype(np.uint8))
     rgb = load_image(tmp_path / "g.png", Preprocessing(64, 64, 3))
     np.testing.assert_array_equal(rgb[..., 1], (wide >> 8).astype(np.uint8))
+
+
+def test_a_train_limit_keeps_the_held_out_split_of_every_photo(tmp_path):
+    """Without a test folder the held-out photos are val_split of all of them,
+    as without limits: a training limit does not shrink the test set."""
+    rng = np.random.default_rng(4)
+    _write_images(tmp_path, ["a", "b", "c"], 10, 12, "RGB", ".png", rng)
+    full = data.load_dataset(str(tmp_path), val_split=0.2)
+    limited = data.load_dataset(str(tmp_path), val_split=0.2,
+                                limits=data.FolderLimits(max_train=10))
+    assert full.x_train.shape[0] == 24 and limited.x_train.shape[0] == 10
+    np.testing.assert_array_equal(limited.x_test, full.x_test)  # the same 6 photos
+    assert data.load_dataset(str(tmp_path), val_split=0.2,
+                             limits=data.FolderLimits(max_test=4)).x_test.shape[0] == 4
