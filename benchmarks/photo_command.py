@@ -16,12 +16,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 from benchmarks.photo_memory import generate
 from benchmarks.saved import ROOT, publish
-from benchmarks.stage import Stage, run_stage
+from benchmarks.stage import Stage, run_once
 from edgekd.environment import machine, versions
 
 WEIGHTS = ROOT.parent / "shared" / "data" / "pretrained" / "mobilenet_1_0_224_tf_no_top.h5"
@@ -31,16 +30,10 @@ GOAL_GIB = 4.0
 
 def _distill(photos: Path, out: Path, size: int) -> Stage:
     """The measured run, or its record when it finished before."""
-    record = out.parent / f"{out.name}.stage.json"
-    if record.is_file():
-        return Stage(**json.loads(record.read_text()))
-    with open(out.parent / f"{out.name}.log", "w") as log:
-        stage = run_stage("-m", "distill", "--data", str(photos), "--image-size", str(size),
-                          "--teacher-arch", "mobilenet", "--teacher-weights", str(WEIGHTS),
-                          "--student-macs", "10e6", "--teacher-epochs", "2", "--epochs", "1",
-                          "--out", str(out), "--quiet", log=log)
-    record.write_text(json.dumps(asdict(stage)))
-    return stage
+    return run_once(out, "-m", "distill", "--data", str(photos), "--image-size", str(size),
+                    "--teacher-arch", "mobilenet", "--teacher-weights", str(WEIGHTS),
+                    "--student-macs", "10e6", "--teacher-epochs", "2", "--epochs", "1",
+                    "--out", str(out), "--quiet")
 
 
 def main(argv=None) -> int:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from benchmarks.saved import ROOT
 
@@ -28,3 +29,17 @@ def run_stage(*args: str, log=None) -> Stage:
         raise SystemExit(f"{' '.join(args[:2])} failed with exit code {proc.returncode}")
     # ru_maxrss is in KiB on Linux
     return Stage(round(time.perf_counter() - t0, 1), round(usage.ru_maxrss / 1024, 1))
+
+
+def run_once(name: Path, *args: str) -> Stage:
+    """run_stage(*args), logged to `<name>.log`, its Stage kept in `<name>.stage.json`:
+    a rerun of a benchmark reads the record and only re-renders its table."""
+    import json
+    from dataclasses import asdict
+    record = name.parent / f"{name.name}.stage.json"
+    if record.is_file():
+        return Stage(**json.loads(record.read_text()))
+    with open(name.parent / f"{name.name}.log", "w") as log:
+        stage = run_stage(*args, log=log)
+    record.write_text(json.dumps(asdict(stage)))
+    return stage

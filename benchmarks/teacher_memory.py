@@ -17,11 +17,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 from benchmarks.saved import publish
-from benchmarks.stage import Stage, run_stage
+from benchmarks.stage import Stage, run_once
 from edgekd.environment import machine, versions
 
 KINDS = ("keras3", "savedmodel", "onnx", "tflite")
@@ -70,15 +69,9 @@ def _keras3_copy(model, path: Path) -> None:
 
 
 def _distill(photos: Path, teacher: Path, out: Path) -> Stage:
-    record = out.parent / f"{out.name}.stage.json"
-    if record.is_file():
-        return Stage(**json.loads(record.read_text()))
-    with open(out.parent / f"{out.name}.log", "w") as log:
-        stage = run_stage("-m", "distill", "--data", str(photos), "--image-size", "96",
-                          "--teacher", str(teacher), "--student-macs", "10e6", "--epochs", "1",
-                          "--out", str(out), "--quiet", log=log)
-    record.write_text(json.dumps(asdict(stage)))
-    return stage
+    return run_once(out, "-m", "distill", "--data", str(photos), "--image-size", "96",
+                    "--teacher", str(teacher), "--student-macs", "10e6", "--epochs", "1",
+                    "--out", str(out), "--quiet")
 
 
 def main(argv=None) -> int:
