@@ -2,7 +2,9 @@
 # Variables: DATA (cifar10 | fashion_mnist | image folder | .npz), PRESET
 # (default | latency | seed | quick), OUT (artifacts folder), TEACHER (bring your own),
 # FORMATS (subset of the format table), THREADS, TARGET (remote board), IMAGE_SIZE
-# (training size; default: the data's median shorter side, at most 128).
+# (training size; default: the data's median shorter side, at most 128), UNLABELED
+# (folders of unlabeled photos, space-separated: the student also learns the
+# teacher's outputs on them).
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -18,8 +20,9 @@ BENCH_ARGS ?=
 TARGET ?=
 DISTILL_ARGS ?=
 IMAGE_SIZE ?=
+UNLABELED ?=
 
-distill_flags = --data "$(DATA)" --preset $(PRESET) --out "$(OUT)" $(foreach t,$(TEACHER),--teacher "$(t)") $(if $(IMAGE_SIZE),--image-size $(IMAGE_SIZE)) $(DISTILL_ARGS)
+distill_flags = --data "$(DATA)" --preset $(PRESET) --out "$(OUT)" $(foreach t,$(TEACHER),--teacher "$(t)") $(foreach u,$(UNLABELED),--unlabeled "$(u)") $(if $(IMAGE_SIZE),--image-size $(IMAGE_SIZE)) $(DISTILL_ARGS)
 # A smoke run times each file for 1 s instead of 10 (benchmarks/quick_photos.py runs the same)
 QUICK_BENCH_ARGS := --seconds 1 --runs 20
 preset_bench_flags = $(if $(filter quick,$(PRESET)),$(QUICK_BENCH_ARGS))

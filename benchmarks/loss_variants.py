@@ -38,16 +38,22 @@ def _run(out: Path, *args: str) -> dict:
     return report
 
 
+def unpack(work: Path) -> Path:
+    """The photo set, unpacked into `work` once."""
+    data = work / "sign-digits"
+    if not data.is_dir():
+        work.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(SHARED / "sign-digits.tar.gz") as tar:
+            tar.extractall(work, filter="data")
+    return data
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--work", type=Path, default=Path("/var/tmp/edgekd-losses"))
     a = p.parse_args(argv)
-    data = a.work / "sign-digits"
-    if not data.is_dir():
-        a.work.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(SHARED / "sign-digits.tar.gz") as tar:
-            tar.extractall(a.work, filter="data")
+    data = unpack(a.work)
     base = _run(a.work / "teacher", "--data", str(data), "--teacher-arch", "mobilenet",
                 "--teacher-weights", str(SHARED / "pretrained" / "mobilenet_1_0_224_tf_no_top.h5"))
     teacher = a.work / "teacher" / "teacher.keras"

@@ -34,7 +34,11 @@ def parser() -> OneLineParser:
                    "pretrained backbone to fine-tune: mobilenet, mobilenet_v2, efficientnet_b0")
     p.add_argument("--teacher-weights", help="with a pretrained --teacher-arch: imagenet (the "
                    "default; needs internet) or a Keras Applications weights file")
-    p.add_argument("--student-arch", help="student builder name (default from preset)")
+    p.add_argument("--student-arch", help="student builder name (default from preset), or a "
+                   "pretrained family: mobilenet_v1 (sized by --student-macs, default 10M), "
+                   "mobilenet_v1_x<alpha>[_r<side>], e.g. mobilenet_v1_x0.25_r96")
+    p.add_argument("--student-weights", help="with a mobilenet_v1 --student-arch: imagenet "
+                   "(the Keras cache, else downloaded) or a Keras Applications weights file")
     p.add_argument("--epochs", type=int, help="distillation epochs (scratch baseline: same); 0 with "
                    "--student keeps that student as is (e.g. to fine-tune it with --qat)")
     p.add_argument("--min-steps", type=int, help="raise the student epochs on small data sets "
@@ -49,6 +53,9 @@ def parser() -> OneLineParser:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--learning-rate", type=float)
     p.add_argument("--train-subset", type=int, help="use only N training images")
+    p.add_argument("--unlabeled", action="append", metavar="DIR", help="a folder of unlabeled "
+                   "photos (any depth; repeatable): the student also learns the teacher's "
+                   "outputs on them (the teacher never trains on them)")
     p.add_argument("--student-macs", type=float, help="MACs budget per image (e.g. 10e6): "
                    "the widest edge_res_x<w>_s2 / _p<stride> student within it at the training size; "
                    "replaces --student-arch")
@@ -112,8 +119,10 @@ def parser() -> OneLineParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = vars(parser().parse_args(argv))
     out, preset, quiet = args.pop("out"), args.pop("preset"), args.pop("quiet")
+    from distill.students import FAMILY
     for budget in ("student_macs", "student_ms"):
-        if args.get(budget) is not None and args.get("student_arch"):
+        family = budget == "student_macs" and args.get("student_arch") == FAMILY
+        if args.get(budget) is not None and args.get("student_arch") and not family:
             flag = "--" + budget.replace("_", "-")
             raise EdgekdError(f"{flag} picks the student's architecture: pass it or "
                               "--student-arch, not both")
@@ -123,15 +132,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     from edgekd.envvars import check_distill
     check_distill()
     cfg = photo_teacher(resolve(preset, **args), preset, explicit=bool(args.get("teacher_arch")))
+    cfg = photo_student(cfg, preset, chosen=not args.get("student_bound"))
     from distill.data import preflight
+    from distill.unlabeled import walk
     from edgekd.files import check_writable
     preflight(cfg.data)  # an unusable source fails here, before TensorFlow's start-up
+    if cfg.unlabeled:
+        walk(cfg.unlabeled)  # and so does an empty or missing --unlabeled folder
     if cfg.student_ms is not None:  # and so does a bad bench.json
         from distill.budget import read_rate
         read_rate(cfg.latency_from, cfg.latency_format, cfg.latency_threads, cfg.latency_target)
     if not cfg.teachers:
         from distill.pretrained import check_weights
         check_weights(cfg.teacher_arch, cfg.teacher_weights)  # offline: fails in seconds
+    from distill.students import check_weights as check_student_weights
+    if not cfg.student_path:
+        check_student_weights(cfg.student_arch, cfg.student_weights)
     check_writable(out, cfg.data)  # and so does an --out edgekd may not replace
     if cfg.strategy == "multiworker":
         from distill.launch import tf_config
@@ -163,6 +179,22 @@ def photo_teacher(cfg, preset: str, explicit: bool):
     print(f"[distill] photo folder: the teacher is ImageNet MobileNet ({cached}), fine-tuned; "
           "--teacher-arch edge_pool trains one from scratch instead", flush=True)
     return replace(cfg, teacher_arch="mobilenet", teacher_weights=str(cached))
+
+
+def photo_student(cfg, preset: str, chosen: bool):
+    """A folder of photos under the default preset, with no student named: a
+    pretrained MobileNet v1 sized to the bound, when ImageNet weights of its
+    width are in the Keras cache (docs/results/pretrained_students.md)."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from distill.students import FAMILY, cached
+    if preset != "default" or chosen or not Path(cfg.data).is_dir() or not cached(0.25):
+        return cfg
+    print(f"[distill] photo folder: the student is an ImageNet {FAMILY} ({cached(0.25)}); "
+          "--student-arch edge_res trains one from scratch instead", flush=True)
+    return replace(cfg, student_arch=FAMILY, student_weights="imagenet",
+                   student_macs=cfg.student_bound, student_bound=None)
 
 
 def format_table(report: dict) -> str:

@@ -8,7 +8,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, fields, replace
 
-from distill import budget
+from distill import budget, students
 from edgekd.errors import EdgekdError
 from edgekd.preprocess import RESIZE_POLICIES
 
@@ -39,6 +39,9 @@ class DistillConfig:
     teacher_offset: float | None = None  # does not say (default: the data's)
     teacher_output: str | None = None  # which output is the logits, when a file has several
     student_path: str | None = None  # bring your own student architecture/init
+    # A pretrained student_arch (distill/students.py): "imagenet" (the Keras cache,
+    # else downloaded) or a Keras Applications weights file.
+    student_weights: str | None = None
     teacher_epochs: int = 5
     # A pretrained teacher_arch (distill/pretrained.py): "imagenet" (downloaded by
     # Keras) or a weights file in Keras Applications' layout.
@@ -54,6 +57,9 @@ class DistillConfig:
     alpha: float = 0.1
     loss: str = "kl"  # kl: Hinton's softened KL at T; mse: matching logits (its T -> inf limit)
     train_subset: int | None = None  # first N shuffled training images (smoke runs)
+    # Folders of unlabeled photos (distill.unlabeled): the distilled phases also
+    # learn the teacher's outputs on them; the teacher and the scratch baseline don't.
+    unlabeled: tuple[str, ...] = ()
     # An image folder: the default training size's cap, and the test photos
     # decoded at most (train_subset caps the training photos decoded).
     max_image_side: int = 128
@@ -104,6 +110,7 @@ class DistillConfig:
         if isinstance(self.teacher_path, (list, tuple)):  # one file: a plain string
             paths = [str(p) for p in self.teacher_path]
             object.__setattr__(self, "teacher_path", paths[0] if len(paths) == 1 else paths)
+        object.__setattr__(self, "unlabeled", tuple(str(p) for p in self.unlabeled or ()))
         for f in fields(self):
             value = getattr(self, f.name)
             if isinstance(value, float) and not math.isfinite(value):
@@ -170,6 +177,10 @@ class DistillConfig:
                                                   and self.student_macs >= 1e5):
             raise EdgekdError(f"--student-macs must be a number of multiply-accumulates >= 1e5 "
                               f"(e.g. 10e6), got {self.student_macs}")
+        if self.student_weights is not None and students.parse(self.student_arch) is None:
+            raise EdgekdError(f"--student-weights needs a pretrained --student-arch "
+                              f"({students.FAMILY}, {students.FAMILY}_x0.25, ...), got "
+                              f"{self.student_arch!r}")
         if self.student_macs is not None and self.student_path:
             raise EdgekdError("--student-macs picks a student; it cannot size a supplied "
                               "--student model")

@@ -27,12 +27,26 @@ from distill.tfenv import keras, tf
 from edgekd.errors import EdgekdError
 
 
-def hard_label_ce(y_true, logits):
-    """Cross-entropy against class indices (rank 1) or soft targets (rank 2)."""
+def labeled(y_true):
+    """1.0 for a labeled example, 0.0 for an unlabeled one (class index -1, or
+    an all-zero target row: distill.unlabeled), per example."""
     y_true = tf.convert_to_tensor(y_true)
     if y_true.shape.rank == 2:
+        return tf.cast(tf.reduce_sum(y_true, axis=-1) > 0, tf.float32)
+    return tf.cast(y_true >= 0, tf.float32)
+
+
+def hard_label_ce(y_true, logits):
+    """Cross-entropy against class indices (rank 1) or soft targets (rank 2);
+    0 for unlabeled examples (index -1, all-zero targets): they have no hard
+    label, only the teacher's."""
+    y_true = tf.convert_to_tensor(y_true)
+    if y_true.shape.rank == 2:  # an all-zero row's cross-entropy is 0 as it is
         return keras.losses.categorical_crossentropy(y_true, logits, from_logits=True)
-    return keras.losses.sparse_categorical_crossentropy(y_true, logits, from_logits=True)
+    known = labeled(y_true)
+    ce = keras.losses.sparse_categorical_crossentropy(tf.maximum(y_true, 0), logits,
+                                                      from_logits=True)
+    return ce * tf.cast(known, ce.dtype)
 
 
 DKD_NCKD_WEIGHT = 8.0
@@ -56,6 +70,8 @@ def _dkd(y_true, teacher_logits, student_logits, t: float):
     largest class."""
     y_true = tf.convert_to_tensor(y_true)
     target = tf.argmax(y_true, axis=-1) if y_true.shape.rank == 2 else tf.cast(y_true, tf.int64)
+    # an unlabeled example's target class is the teacher's
+    target = tf.where(labeled(y_true) > 0, target, tf.argmax(teacher_logits, axis=-1))
     gt = tf.one_hot(target, tf.shape(student_logits)[-1], dtype=student_logits.dtype)
     pt, ps = tf.nn.softmax(teacher_logits / t, axis=-1), tf.nn.softmax(student_logits / t, axis=-1)
 

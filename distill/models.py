@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from distill import safe_load
+from distill import safe_load, students
 from distill.tfenv import keras
 from distill.zoo import ZOO, edge_res_scaled
 from edgekd.errors import EdgekdError
@@ -65,15 +65,21 @@ BUILDERS: dict[str, Callable[..., keras.Model]] = {
 
 
 def known(name: str) -> bool:
-    return name in BUILDERS or edge_res_scaled(name) is not None
+    return name in BUILDERS or edge_res_scaled(name) is not None or (
+        students.parse(name) is not None)
 
 
-def build(name: str, input_shape, num_classes: int) -> keras.Model:
+def build(name: str, input_shape, num_classes: int, weights: str | None = None) -> keras.Model:
+    """A zoo model by name (random init), or a pretrained student family's
+    member (distill.students) with `weights`."""
+    if students.parse(name) is not None:
+        return students.build(name, input_shape, num_classes, weights)
     builder = BUILDERS.get(name) or edge_res_scaled(name)
     if builder is None:
         raise EdgekdError(f"unknown model {name!r}; valid models: {', '.join(BUILDERS)}, "
-                          "or edge_res_x<width>_s<stem stride> / _p<patch stem stride> "
-                          "(e.g. edge_res_x0.5_s4, edge_res_x0.875_p8)")
+                          "edge_res_x<width>_s<stem stride> / _p<patch stem stride> "
+                          "(e.g. edge_res_x0.5_s4, edge_res_x0.875_p8), or "
+                          "mobilenet_v1_x<alpha>[_r<side>]")
     return builder(tuple(input_shape), num_classes)
 
 

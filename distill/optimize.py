@@ -18,6 +18,9 @@ from edgekd.errors import EdgekdError, first_line
 # isort: split
 # After distill.tfenv, which selects Keras 2: tfmot does not work under Keras 3.
 import tensorflow_model_optimization as tfmot  # noqa: E402
+from tensorflow_model_optimization.python.core.quantization.keras.default_8bit.default_8bit_quantize_configs import (  # noqa: E402,E501
+    Default8BitOutputQuantizeConfig,
+)
 
 
 def _unsupported(exc: Exception, model: keras.Model) -> EdgekdError:
@@ -29,16 +32,28 @@ def _unsupported(exc: Exception, model: keras.Model) -> EdgekdError:
                        "DepthwiseConv2D/Dense/BatchNormalization/ReLU layers, or drop --qat")
 
 
+def _annotate(layer):
+    """tfmot has no quantize config for input preprocessing layers (a pretrained
+    student's Rescaling and Resizing, distill.students): their output gets an
+    8-bit quantizer, as the int8 converter will give it one."""
+    if isinstance(layer, (keras.layers.Rescaling, keras.layers.Resizing)):
+        return tfmot.quantization.keras.quantize_annotate_layer(
+            layer, Default8BitOutputQuantizeConfig())
+    return layer
+
+
 def qat_model(student: keras.Model, prune_preserving: bool = False) -> keras.Model:
     """The student wrapped for QAT, starting from its current weights."""
-    base = keras.models.clone_model(student)
+    base = keras.models.clone_model(student, clone_function=_annotate)
     base.set_weights(student.get_weights())
     q = tfmot.quantization.keras
     try:
-        if prune_preserving:  # collaborative optimization: QAT that keeps the zeros
-            scheme = tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme()
-            return q.quantize_apply(q.quantize_annotate_model(base), scheme)
-        return q.quantize_model(base)
+        with q.quantize_scope():  # the annotated layers' config must be known to clone
+            annotated = q.quantize_annotate_model(base)
+            if prune_preserving:  # collaborative optimization: QAT that keeps the zeros
+                scheme = tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme()
+                return q.quantize_apply(annotated, scheme)
+            return q.quantize_apply(annotated)
     except (ValueError, RuntimeError, TypeError) as exc:
         raise _unsupported(exc, base) from None
 
@@ -51,9 +66,17 @@ def prunable(student: keras.Model, sparsity: float, total_steps: int) -> keras.M
     schedule = tfmot.sparsity.keras.PolynomialDecay(
         initial_sparsity=0.0, final_sparsity=sparsity, begin_step=0, end_step=end,
         frequency=max(1, end // 50))
+    from tensorflow_model_optimization.python.core.sparsity.keras.prune_registry import (
+        PruneRegistry,
+    )
+
+    def wrap(layer):  # layers tfmot cannot prune (Rescaling, Resizing) stay as they are
+        if PruneRegistry.supports(layer):
+            return tfmot.sparsity.keras.prune_low_magnitude(layer, pruning_schedule=schedule)
+        return layer
     base = keras.models.clone_model(student)
     base.set_weights(student.get_weights())
-    return tfmot.sparsity.keras.prune_low_magnitude(base, pruning_schedule=schedule)
+    return keras.models.clone_model(base, clone_function=wrap)  # wrappers keep the weights
 
 
 def pruning_callbacks() -> list:

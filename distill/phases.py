@@ -24,7 +24,8 @@ from distill.distribute import save_model, shard_by_data
 from distill.loss import DistillationLoss
 from distill.recipe import cache_views, make_optimizer, plan_views, soft_targets
 from distill.tfenv import keras, tf
-from distill.train import Distiller, compile_classifier, run_phase
+from distill.train import Distiller, compile_classifier, make_dataset, run_phase
+from distill.unlabeled import Unlabeled, joined
 from distill.workdir import damaged
 from edgekd.errors import EdgekdError, first_line
 from edgekd.roles import SCRATCH, STUDENT, model_file
@@ -55,9 +56,13 @@ class StudentData:
     """Training data by use: `plain` (teacher, scratch) and `distill()`: cached
     teacher views when configured (built on first use, timed), else plain."""
 
-    def __init__(self, cfg: DistillConfig, ds: DataSet, teacher, plain, x_tr, y_tr):
+    def __init__(self, cfg: DistillConfig, ds: DataSet, teacher, plain, x_tr, y_tr,
+                 extra: Unlabeled | None = None):
         self.cfg, self.pre, self.teacher, self.plain = cfg, ds.preprocessing, teacher, plain
-        self.x, self.y, self.store_dir = x_tr, y_tr, ds.store_dir
+        self.store_dir = ds.store_dir
+        # the distilled phases' images: the labeled ones, then any unlabeled ones
+        self.x, self.y = joined(x_tr, y_tr, extra, ds.store_dir)
+        self.extra = extra
         self._views, self.cache_seconds, self.cache_copies = None, None, None
         self._batches: dict = {}  # patch stride -> the cached views' batches
 
@@ -81,6 +86,24 @@ class StudentData:
               "more)", flush=True)
         return 1
 
+    @property
+    def cached(self) -> bool:
+        """Whether the distilled phases' batches come from the teacher cache."""
+        return self._views is not None
+
+    def _plain_all(self):
+        """Augmented batches of every image the distilled phases see, for a
+        teacher that runs in the training step (the labeled ones: `plain`)."""
+        if self.extra is None:
+            return self.plain
+        if "plain" not in self._batches:
+            cfg = self.cfg
+            batches = make_dataset(self.x, self.y, self.pre, cfg.batch_size, True, cfg.seed,
+                                   cfg.augment)
+            self._batches["plain"] = shard_by_data(soft_targets(
+                batches, self.teacher.classes, cfg.label_smoothing, cfg.mixup))
+        return self._batches["plain"]
+
     def distill(self, patch: int = 0):
         """The distilled phases' data: cached views (their batches with patches
         arranged for a patch stem of stride `patch`, distill.patches) or, when
@@ -89,7 +112,7 @@ class StudentData:
         if self._views is None:
             views = self.views()
             if not views:
-                return self.plain
+                return self._plain_all()
             t0 = time.perf_counter()
             self._views = cache_views(self.x, self.y, self.teacher, self.pre, views, cfg.seed,
                                       cfg.augment, cfg.teacher_cache_mirror, self.store_dir)
@@ -174,7 +197,7 @@ class Session:
             return model, self.data.plain
         stride = patches.stem_stride(model) if self._jit(model) else 0
         data = self.data.distill(stride)
-        if not stride or data is self.data.plain:
+        if not stride or not self.data.cached:
             return model, data
         return patches.twin(model), data
 
@@ -205,7 +228,7 @@ def student_init(cfg: DistillConfig, ds: DataSet) -> keras.Model:
         student = models.load_model(cfg.student_path, "student", cfg.trust_model_code)
         models.check_io(student, pre.input_shape, n, "student")
     else:
-        student = models.build(cfg.student_arch, pre.input_shape, n)
+        student = models.build(cfg.student_arch, pre.input_shape, n, cfg.student_weights)
     print(f"[distill] student {student.name}: {student.count_params() / 1e6:.3f}M params, "
           f"{models.count_macs(student) / 1e6:.2f}M MACs per {pre.height}x{pre.width} image",
           flush=True)

@@ -91,7 +91,8 @@ def soft_targets(ds: tf.data.Dataset, num_classes: int, label_smoothing: float =
     eps, t = float(label_smoothing), float(temperature)
 
     def mix(x, y, *teacher):
-        y = tf.one_hot(tf.cast(y, tf.int32), num_classes) * (1.0 - eps) + eps / num_classes
+        known = tf.cast(y >= 0, tf.float32)[:, None]  # unlabeled (-1): an all-zero row
+        y = (tf.one_hot(tf.cast(y, tf.int32), num_classes) * (1.0 - eps) + eps / num_classes) * known
         if mixup:
             g = tf.random.gamma([2], mixup)
             lam = g[0] / (g[0] + g[1])

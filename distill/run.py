@@ -13,8 +13,19 @@ from pathlib import Path
 
 import numpy as np
 
-from distill import budget, models, optimize, pretrained, safe_load, sizing, store, teachers
-from distill.config import DistillConfig
+from distill import (
+    budget,
+    models,
+    optimize,
+    pretrained,
+    safe_load,
+    sizing,
+    store,
+    students,
+    teachers,
+    unlabeled,
+)
+from distill.config import STUDENT_BOUND, DistillConfig
 from distill.data import DataSet, load_dataset
 from distill.distribute import (
     is_chief,
@@ -56,9 +67,11 @@ def _split(ds: DataSet, cfg: DistillConfig):
             store.take(ds.x_train, calib_idx))
 
 
-def _scaled_epochs(cfg: DistillConfig, n_images: int) -> DistillConfig:
-    """The preset's student epochs, raised to min_steps on a small data set."""
-    n_train = min(n_images, cfg.train_subset or n_images)
+def _scaled_epochs(cfg: DistillConfig, n_images: int, n_unlabeled: int = 0) -> DistillConfig:
+    """The preset's student epochs, raised to min_steps on a small data set
+    (its labeled training images and the unlabeled ones, which the distilled
+    phases see too)."""
+    n_train = min(n_images, cfg.train_subset or n_images) + n_unlabeled
     epochs = student_epochs(cfg.epochs, cfg.min_steps, n_train, cfg.batch_size)
     if epochs == cfg.epochs:
         return cfg
@@ -149,7 +162,9 @@ def _check_models(cfg: DistillConfig) -> None:
         known = [*models.BUILDERS, *(pretrained.BACKBONES if role == "teacher" else ())]
         if not given and arch not in known and not models.known(arch):
             raise EdgekdError(f"unknown {role} model {arch!r}; valid models: {', '.join(known)}"
-                              ", edge_res_x<width>_s<stride>")
+                              ", edge_res_x<width>_s<stride>, mobilenet_v1_x<alpha>[_r<side>]")
+    if not cfg.student_path:
+        students.check_weights(cfg.student_arch, cfg.student_weights)
 
 
 def _teacher_record(teacher: teachers.Teacher, ds: DataSet, info: dict) -> dict:
@@ -190,21 +205,31 @@ def run(cfg: DistillConfig, out: str | Path, verbose: int | None = None) -> dict
         return _run(cfg, out, strategy, chief, verbose, t0, store_dir)
 
 
-def _resumed_pick(cfg: DistillConfig, n_images: int, out: Path) -> str | None:
+def _resumed_pick(cfg: DistillConfig, n_images: int, n_unlabeled: int,
+                  out: Path) -> str | None:
     """The student an interrupted run of the same --student-ms command picked:
     timings vary, so picking again could refuse its resumption."""
     saved = saved_config(out)
     if not saved or not isinstance(saved.get("student_arch"), str):
         return None
-    again = _scaled_epochs(replace(cfg, student_arch=saved["student_arch"]), n_images)
+    again = _scaled_epochs(replace(cfg, student_arch=saved["student_arch"]), n_images,
+                           n_unlabeled)
     return saved["student_arch"] if json.loads(again.to_json()) == saved else None
 
 
-def _sized_student(cfg: DistillConfig, ds, store_dir: Path, out: Path) -> DistillConfig:
+def _sized_student(cfg: DistillConfig, ds, out: Path, n_unlabeled: int = 0) -> DistillConfig:
     """--student-macs, --student-ms or the default MACs bound: the config with
     the picked student."""
     shape, side = ds.preprocessing.input_shape, "x".join(map(str, ds.x_train.shape[1:3]))
-    resumed = cfg.student_ms is not None and _resumed_pick(cfg, len(ds.x_train), out)
+    spec = students.parse(cfg.student_arch)
+    if spec is not None and spec.alpha is None:
+        bound = cfg.student_macs or cfg.student_bound or STUDENT_BOUND
+        picked = students.pick(bound, shape, len(ds.labels),
+                               students.alphas_for(cfg.student_weights))
+        print(f"[distill] {cfg.student_arch} within {bound / 1e6:g}M MACs at {side}: "
+              f"{picked.name}, {picked.macs / 1e6:.2f}M MACs: {picked.why}", flush=True)
+        return replace(cfg, student_arch=picked.name)
+    resumed = cfg.student_ms is not None and _resumed_pick(cfg, len(ds.x_train), n_unlabeled, out)
     if resumed:
         print(f"[distill] --student-ms {cfg.student_ms:g}: {resumed}, as the interrupted run "
               "picked", flush=True)
@@ -214,7 +239,7 @@ def _sized_student(cfg: DistillConfig, ds, store_dir: Path, out: Path) -> Distil
                                 cfg.latency_target)
         print(f"[distill] --student-ms {cfg.student_ms:g}: timing candidates here against "
               f"{rate.describe()}", flush=True)
-        with tempfile.TemporaryDirectory(dir=store_dir) as tmp:
+        with tempfile.TemporaryDirectory(dir=ds.store_dir) as tmp:
             probe = budget.Probe(rate, shape, len(ds.labels), Path(tmp))
             sized = sizing.pick(cfg.student_ms, shape, len(ds.labels),
                                 lambda s: probe(s.name), "--student-ms", (" ms", 1.0))
@@ -243,12 +268,15 @@ def _run(cfg: DistillConfig, out: Path, strategy, chief: bool, verbose: int, t0:
          store_dir: Path) -> dict:
     ds = load_dataset(cfg.data, cfg.image_size, cfg.val_split, cfg.seed, cfg.resize, store_dir,
                       cfg.folder_limits)
-    cfg = _sized_student(cfg, ds, store_dir, out)  # before the work folder: a resumed run resolves alike
-    cfg = _scaled_epochs(cfg, len(ds.x_train))
+    extra = unlabeled.load(cfg.unlabeled, ds, cfg.train_subset, cfg.seed)
+    n_extra = len(extra.x) if extra else 0
+    # before the work folder: a resumed run resolves alike
+    cfg = _sized_student(cfg, ds, out, n_extra)
+    cfg = _scaled_epochs(cfg, len(ds.x_train), n_extra)
     work = open_work(out, cfg.to_json(), chief)
     try:
         with strategy.scope():
-            report, teacher, x_calib = _train(cfg, ds, work, verbose, chief)
+            report, teacher, x_calib = _train(cfg, ds, extra, work, verbose, chief)
     except EdgekdError:
         if chief:
             discard_if_empty(work)  # a failure before any saved work leaves nothing behind
@@ -268,11 +296,11 @@ def _run(cfg: DistillConfig, out: Path, strategy, chief: bool, verbose: int, t0:
     return report
 
 
-def _train(cfg, ds, work: Path, verbose: int, chief: bool):
+def _train(cfg, ds, extra, work: Path, verbose: int, chief: bool):
     """All training and evaluation (inside the strategy's scope)."""
     pre = ds.preprocessing
     (x_tr, y_tr), x_calib, train_ds = training_data(cfg, ds)
-    data = StudentData(cfg, ds, None, train_ds, x_tr, y_tr)
+    data = StudentData(cfg, ds, None, train_ds, x_tr, y_tr, extra)
     session = Session(cfg, ds, work, data, verbose, chief)
     init = student_init(cfg, ds)  # a bad student name or file fails before the teacher trains
     teacher, t_info = _teacher(session)
@@ -289,7 +317,24 @@ def _train(cfg, ds, work: Path, verbose: int, chief: bool):
                                             - report["models"][SCRATCH]["accuracy"], 4)
     report["teacher_cache_seconds"] = data.cache_seconds
     report["teacher_cache_copies"] = data.cache_copies
+    _count_images(report, len(x_tr), extra)
     return report, teacher, x_calib
+
+
+def _count_images(report: dict, n_labeled: int, extra) -> None:
+    """How many labeled and unlabeled images each trained model learnt from:
+    unlabeled ones teach the distilled phases only."""
+    n_extra = len(extra.x) if extra else 0
+    report["dataset"]["n_unlabeled"] = n_extra
+    if extra:
+        report["dataset"]["unlabeled"] = extra.record()
+    seen = {}
+    for role, record in report["models"].items():
+        if not record["trained"]:
+            continue
+        distilled = role != TEACHER and role != SCRATCH
+        seen[role] = {"labeled": n_labeled, "unlabeled": n_extra if distilled else 0}
+    report["images_seen"] = seen
 
 
 def _write(work: Path, ds: DataSet, teacher, x_calib, report: dict) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from distill.loss import DistillationLoss
+from distill.loss import DistillationLoss, labeled
 from distill.recipe import augment_batch
 from distill.store import ImageStore
 from distill.tfenv import keras, tf
@@ -107,7 +107,8 @@ class Distiller(keras.Model):
         self.loss_tracker.update_state(per_example)
         self.ce_tracker.update_state(ce)
         self.kl_tracker.update_state(kl)
-        self.acc.update_state(_labels(y), student_logits)
+        known = labeled(y)  # unlabeled examples have no accuracy to count
+        self.acc.update_state(tf.maximum(_labels(y), 0), student_logits, sample_weight=known)
         return {m.name: m.result() for m in self.metrics}
 
     def test_step(self, data):

@@ -55,7 +55,15 @@ SCHEMA = {
                         "name": {"type": "string"}, "source": {"type": "string"},
                         "labels": {"type": "array", "minItems": 2, "items": {"type": "string"}},
                         "n_train": {"type": "integer", "minimum": 1},
-                        "n_test": {"type": "integer", "minimum": 1}}},
+                        "n_test": {"type": "integer", "minimum": 1},
+                        "n_unlabeled": {"type": "integer", "minimum": 0},
+                        # distill.unlabeled.Unlabeled.record: found, drawn, used, dropped
+                        "unlabeled": {"type": "object",
+                                      "additionalProperties": {"type": "integer"}}}},
+        # role -> the labeled and unlabeled images its training saw
+        "images_seen": {"type": "object", "additionalProperties": {
+            "type": "object", "required": ["labeled", "unlabeled"],
+            "properties": {"labeled": {"type": "integer"}, "unlabeled": {"type": "integer"}}}},
         "preprocessing": {"type": "object"},  # edgekd.preprocess.Preprocessing checks it
         "models": {"type": "object", "required": ["teacher", "student"],
                    "propertyNames": {"enum": list(ROLES)}, "additionalProperties": _MODEL},

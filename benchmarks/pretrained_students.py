@@ -1,0 +1,68 @@
+"""Pretrained students against edge_res on a user's small photo set: Sign
+Language Digits (../shared) at 64 px with 186 labeled training photos (10 %,
+where the full set is saturated), one fine-tuned MobileNet teacher shared by
+every student, the default preset's recipe, students within 10M MACs.
+
+    python -m benchmarks.pretrained_students [--work /var/tmp/edgekd-pretrained]
+
+Each student is trained twice from the same start, with the teacher
+(distilled) and alone (`--scratch`): what distillation adds over what a user
+would do anyway. One seed per row; float top-1 on the 206 held-out photos,
+from train_report.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from benchmarks.loss_variants import SHARED, _run, unpack
+from benchmarks.saved import publish
+from edgekd.environment import machine, versions
+
+WEIGHTS = SHARED / "pretrained"
+MOBILENET = ("--student-arch", "mobilenet_v1", "--student-weights",
+             str(WEIGHTS / "mobilenet_2_5_128_tf_no_top.h5"))
+VARIANTS = {  # name -> (what the row says, the distill flags)
+    "edge_res": ("edge_res, random init (--student-macs 10e6)", ("--student-macs", "10e6")),
+    "mobilenet": ("mobilenet_v1, ImageNet, SGD 0.1 (the preset's rate)", MOBILENET),
+    "mobilenet_lr01": ("mobilenet_v1, ImageNet, SGD 0.01", (*MOBILENET, "--learning-rate", "0.01")),
+}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--work", type=Path, default=Path("/var/tmp/edgekd-pretrained"))
+    p.add_argument("--only", nargs="*", default=list(VARIANTS), help="variants to run")
+    a = p.parse_args(argv)
+    data = unpack(a.work)
+    base = _run(a.work / "teacher", "--data", str(data), "--teacher-arch", "mobilenet",
+                "--teacher-weights", str(WEIGHTS / "mobilenet_1_0_224_tf_no_top.h5"),
+                "--student-macs", "10e6")
+    teacher = a.work / "teacher" / "teacher.keras"
+    t = base["models"]["teacher"]
+    rows = []
+    for name in a.only:
+        what, flags = VARIANTS[name]
+        r = _run(a.work / name, "--data", str(data), "--teacher", str(teacher), "--scratch", *flags)
+        s, alone = r["models"]["student"], r["models"]["student_scratch"]
+        rows.append(f"| {what} | {s['name']} | {s['macs'] / 1e6:.2f}M | "
+                    f"{100 * s['accuracy']:.1f} % | {100 * alone['accuracy']:.1f} % | "
+                    f"{100 * (t['accuracy'] - s['accuracy']):.1f} | {r['seconds'] / 60:.1f} min |")
+    m, v = machine(), versions()
+    text = "\n".join([
+        "# Pretrained students on Sign Language Digits, 10 % of the labels", "",
+        "`python -m benchmarks.pretrained_students`: 186 labeled training photos at 64 px, 206 "
+        f"held out; teacher: ImageNet MobileNet fine-tuned on the 186 ({100 * t['accuracy']:.1f} "
+        "%), shared by every student; default preset otherwise. Distilled and alone: the same "
+        "student, start and recipe, with and without the teacher. One seed per row. "
+        f"Machine: {m['cpu']}, {m['cores']} cores; tensorflow {v.get('tensorflow')}.", "",
+        "| student | picked | MACs | distilled (float) | alone (float) | behind teacher, pts "
+        "| time (both) |", "|---|---|---:|---:|---:|---:|---:|", *rows, ""])
+    return publish("pretrained_students", text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""Few labels, many photos: distillation on unlabeled photos (`--unlabeled`).
+
+    python -m benchmarks.unlabeled [--work /var/tmp/edgekd-unlabeled] [--sets sign_digits cifar10]
+
+Each set is split into a labeled folder (a few labeled training photos, and
+the test photos) and an unlabeled folder (every other training photo, in
+one flat folder, labels dropped):
+- Sign Language Digits (../shared), 64 px: 186 labeled photos (10 %), the 206
+  held-out photos that docs/results/sign_digits.md tests on (the same seeded
+  split), 1,670 unlabeled. Teacher: ImageNet MobileNet fine-tuned on the 186.
+- CIFAR-10 (../shared's JPEG copy): 5,000 labeled (500 per class), the 10,000
+  test images, 45,000 unlabeled. Teacher: the default preset's, trained on
+  the 5,000.
+Run 1 (labeled only, default preset, `--scratch`) trains the teacher and the
+student distilled on the labeled photos alone, and the student alone; run 2
+hands run 1's teacher back (`--teacher`) and adds `--unlabeled`. Float top-1
+from train_report.json, on the test photos.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tarfile
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.loss_variants import SHARED, unpack
+from benchmarks.saved import publish
+from benchmarks.stage import run_stage
+from edgekd.environment import machine, versions
+
+SETS = {  # name -> (labeled training photos, flags of both runs)
+    "sign_digits": (186, ("--image-size", "64", "--teacher-arch", "mobilenet", "--teacher-weights",
+                          str(SHARED / "pretrained" / "mobilenet_1_0_224_tf_no_top.h5"))),
+    "cifar10": (5000, ()),
+}
+ALL_LABELS = {  # the same recipe with every label, from earlier pages (same test photos)
+    "sign_digits": ("99.51 %", "sign_digits.md"),
+    "cifar10": ("85.6 % int8", "default.md"),
+}
+
+
+def _link(src: Path, dest: Path) -> None:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if not dest.exists():
+        dest.symlink_to(src.resolve())
+
+
+def split(source: Path, out: Path, n_labeled: int, has_test: bool, seed: int = 42) -> None:
+    """out/labeled/{train,test}/<class>/ and out/unlabeled/ (flat) as symlinks.
+    Without a test/ folder the held-out photos are distill.data's own split of
+    the class folders (val_split 0.1, this seed), so they match other pages'."""
+    from distill import photos
+    if (out / "unlabeled").is_dir():
+        return
+    files = photos.class_files(source / "train" if has_test else source)
+    labels = list(files)
+    train = [(p, c) for c in labels for p in files[c]]
+    if has_test:
+        test = [(p, c) for c, ps in photos.class_files(source / "test").items() for p in ps]
+    else:
+        order = np.random.default_rng(seed).permutation(len(train))
+        n_val = max(1, int(round(len(train) * 0.1)))
+        test, train = [train[i] for i in order[:n_val]], [train[i] for i in order[n_val:]]
+    rng = np.random.default_rng(seed)
+    per_class = {c: [p for p, k in train if k == c] for c in labels}
+    labeled = set()
+    for c in labels:  # the same share of every class
+        k = max(1, round(n_labeled * len(per_class[c]) / len(train)))
+        labeled.update(per_class[c][i] for i in rng.choice(len(per_class[c]), k, replace=False))
+    for p, c in test:
+        _link(p, out / "labeled" / "test" / c / p.name)
+    for i, (p, c) in enumerate(train):
+        if p in labeled:
+            _link(p, out / "labeled" / "train" / c / p.name)
+        else:
+            _link(p, out / "unlabeled" / f"{i:06d}{p.suffix}")
+
+
+def _source(work: Path, name: str) -> tuple[Path, bool]:
+    if name == "sign_digits":
+        return unpack(work), False
+    data = work / "cifar10-jpeg"
+    if not data.is_dir():
+        with tarfile.open(SHARED / "cifar10-jpeg.tar.gz") as tar:
+            tar.extractall(work, filter="data")
+    return data, True
+
+
+def _run(out: Path, *args: str) -> dict:
+    """A distill run, or its report when it finished before; with its minutes."""
+    seconds = out.parent / f"{out.name}.seconds"
+    if not (out / "train_report.json").is_file():
+        with open(out.parent / f"{out.name}.log", "w") as log:
+            stage = run_stage("-m", "distill", "--out", str(out), "--quiet", *args, log=log)
+        seconds.write_text(str(stage.seconds))
+    report = json.loads((out / "train_report.json").read_text())
+    report["seconds"] = float(seconds.read_text())
+    return report
+
+
+def measure(work: Path, name: str) -> str:
+    n_labeled, flags = SETS[name]
+    source, has_test = _source(work, name)
+    folders = work / f"{name}_split"
+    split(source, folders, n_labeled, has_test)
+    data = str(folders / "labeled")
+    n_unlabeled = sum(1 for _ in (folders / "unlabeled").iterdir())
+    alone = _run(work / f"{name}_labeled", "--data", data, "--scratch", *flags)
+    teacher = work / f"{name}_labeled" / "teacher.keras"
+    more = _run(work / f"{name}_unlabeled", "--data", data, "--teacher", str(teacher),
+                "--unlabeled", str(folders / "unlabeled"), *flags[:2])
+    t, s, sc = (alone["models"][r] for r in ("teacher", "student", "student_scratch"))
+    u = more["models"]["student"]
+    seen = more["dataset"]["unlabeled"]
+    pct = lambda m: f"{100 * m['accuracy']:.2f} %"  # noqa: E731
+    full, page = ALL_LABELS[name]
+    return "\n".join([
+        f"| {name} | {alone['dataset']['n_train']:,} | 0 | {pct(t)} | {pct(s)} | {pct(sc)} | "
+        f"{alone['seconds'] / 60:.1f} |",
+        f"| {name} | {more['dataset']['n_train']:,} | {seen['used']:,} of {n_unlabeled:,} "
+        f"(dropped {seen['dropped_test_copies']} test copies, {seen['dropped_duplicates']} "
+        f"duplicates) | same | {pct(u)} | - | {more['seconds'] / 60:.1f} |",
+        f"| {name} | all | - | - | {full} ([{page}]({page})) | - | - |"])
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--work", type=Path, default=Path("/var/tmp/edgekd-unlabeled"))
+    p.add_argument("--sets", nargs="*", default=list(SETS), choices=list(SETS))
+    a = p.parse_args(argv)
+    rows = [measure(a.work, name) for name in a.sets]
+    m, v = machine(), versions()
+    text = "\n".join([
+        "# Few labels, many photos", "",
+        "`python -m benchmarks.unlabeled`: a few labeled photos and the rest of the training "
+        "set unlabeled (`--unlabeled`); default preset. Sign Language Digits at 64 px: 186 "
+        "labeled, teacher ImageNet MobileNet fine-tuned on them; CIFAR-10: 5,000 labeled, the "
+        "default teacher trained on them. The run with unlabeled photos reuses the first run's "
+        "teacher. Float top-1 on the test photos; one seed per row. "
+        f"Machine: {m['cpu']}, {m['cores']} cores; tensorflow {v.get('tensorflow')}.", "",
+        "| data | labeled | unlabeled | teacher | distilled student | student alone | "
+        "minutes |", "|---|---:|---|---:|---:|---:|---:|", *rows, ""])
+    return publish("unlabeled", text)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
