@@ -105,9 +105,21 @@ def markdown(result: dict) -> str:
         f">= {cfg['warmup_runs']} runs / {cfg['warmup_seconds']} s warm-up. Accuracy on all "
         f"{result['dataset'].get('n_eval', '')} eval images. Speed-up and size ratio against "
         f"{s['baseline'] or 'n/a'}. Created {result['created']}.", "",
+        *_images_seen(result["dataset"]),
         table(result), "",
         f"Best student artifact for this machine: **{s['best_student'] or 'none'}** "
         f"({s['best_rule']}).", ""])
+
+
+def _images_seen(dataset: dict) -> list[str]:
+    """A line on what each model trained on, when unlabeled photos taught the student."""
+    seen = dataset.get("images_seen") or {}
+    if not any(c.get("unlabeled") for c in seen.values()):
+        return []
+    parts = [f"{role} {c['labeled']:,} labeled" + (
+        f" + {c['unlabeled']:,} unlabeled" if c.get("unlabeled") else "")
+        for role, c in seen.items()]
+    return [f"Training images: {'; '.join(parts)}.", ""]
 
 
 CONFUSION_MAX_CLASSES = 20  # larger matrices stay in bench.json (and the plot)

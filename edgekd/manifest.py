@@ -85,7 +85,9 @@ SCHEMA = {
         "dataset": {"type": "object", "required": ["name", "labels"], "properties": {
             "name": {"type": "string"},
             "labels": {"type": "array", "minItems": 2, "items": {"type": "string"}},
-            "n_eval": {"type": "integer", "minimum": 1}}},
+            "n_eval": {"type": "integer", "minimum": 1},
+            # role -> {"labeled": n, "unlabeled": m}: the images its training saw
+            "images_seen": {"type": "object"}}},
         "preprocessing": {"type": "object", "required": ["height", "width", "channels",
                                                          "scale", "offset", "layout"]},
         "eval": _FILE,

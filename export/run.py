@@ -179,11 +179,13 @@ def _manifest(tmp: Path, ev: dict, labels, pre, keras_models, artifacts, refs, t
                             "params": int(model.count_params()),
                             "macs": count_macs(model),
                             "accuracy": float(np.mean(np.argmax(refs[role], -1) == y))}
-    dataset_name = train_report.load(tmp)["dataset"]["name"]
+    trained = train_report.load(tmp)
+    dataset_name = trained["dataset"]["name"]
+    seen = {"images_seen": trained["images_seen"]} if "images_seen" in trained else {}
     return {"schema_version": SCHEMA_VERSION, "edgekd_version": __version__,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "versions": environment.versions(),
-            "dataset": {"name": dataset_name, "labels": labels, "n_eval": int(len(y))},
+            "dataset": {"name": dataset_name, "labels": labels, "n_eval": int(len(y)), **seen},
             "preprocessing": pre.to_dict(),
             "eval": _file_record(tmp / "eval.npz"),
             "calib": _file_record(tmp / "calib.npz"),

@@ -157,6 +157,16 @@ def test_run_with_unlabeled_records_counts(tmp_path, recipe):
                                      "student": {"labeled": 200, "unlabeled": 60},
                                      "student_scratch": {"labeled": 200, "unlabeled": 0}}
     assert report["config"]["unlabeled"] == [str(unl)]
+    if recipe:
+        return
+    # the counts reach the manifest and the benchmark's report.md
+    proc = run_cli("export", str(out), "--formats", "tflite_fp32", "--roles", "student")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    from bench.report import _images_seen
+    dataset = json.loads((out / "manifest.json").read_text())["dataset"]
+    assert dataset["images_seen"] == report["images_seen"]
+    assert _images_seen(dataset)[0] == ("Training images: teacher 200 labeled; student 200 "
+                                        "labeled + 60 unlabeled; student_scratch 200 labeled.")
 
 
 def test_bad_unlabeled_folders_get_one_line(tmp_path):
