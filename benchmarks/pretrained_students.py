@@ -1,14 +1,16 @@
 """Pretrained students against edge_res on a user's small photo set: Sign
 Language Digits (../shared) at 64 px with 186 labeled training photos (10 %,
-where the full set is saturated), one fine-tuned MobileNet teacher shared by
-every student, the default preset's recipe, students within 10M MACs.
+where the full set is saturated), the labeled split and teacher of
+benchmarks.unlabeled (ImageNet MobileNet fine-tuned on the 186), students
+within 10M MACs, the default preset's recipe.
 
-    python -m benchmarks.pretrained_students [--work /var/tmp/edgekd-pretrained]
+    python -m benchmarks.pretrained_students [--work /var/tmp/edgekd-unlabeled]
 
 Each student is trained twice from the same start, with the teacher
 (distilled) and alone (`--scratch`): what distillation adds over what a user
-would do anyway. One seed per row; float top-1 on the 206 held-out photos,
-from train_report.json.
+would do anyway. The edge_res row is benchmarks.unlabeled's labeled-only run.
+One seed per row; float top-1 on the 206 held-out photos, from
+train_report.json.
 """
 
 from __future__ import annotations
@@ -17,15 +19,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from benchmarks.loss_variants import SHARED, _run, unpack
+from benchmarks.loss_variants import SHARED
 from benchmarks.saved import publish
+from benchmarks.unlabeled import _run, labeled_run
 from edgekd.environment import machine, versions
 
 WEIGHTS = SHARED / "pretrained"
 MOBILENET = ("--student-arch", "mobilenet_v1", "--student-weights",
              str(WEIGHTS / "mobilenet_2_5_128_tf_no_top.h5"))
 VARIANTS = {  # name -> (what the row says, the distill flags)
-    "edge_res": ("edge_res, random init (--student-macs 10e6)", ("--student-macs", "10e6")),
+    "edge_res": ("edge_res, random init (the default bound: 10M MACs)", ()),
     "mobilenet": ("mobilenet_v1, ImageNet, SGD 0.1 (the preset's rate)", MOBILENET),
     "mobilenet_lr01": ("mobilenet_v1, ImageNet, SGD 0.01", (*MOBILENET, "--learning-rate", "0.01")),
 }
@@ -34,19 +37,19 @@ VARIANTS = {  # name -> (what the row says, the distill flags)
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--work", type=Path, default=Path("/var/tmp/edgekd-pretrained"))
+    p.add_argument("--work", type=Path, default=Path("/var/tmp/edgekd-unlabeled"))
     p.add_argument("--only", nargs="*", default=list(VARIANTS), help="variants to run")
     a = p.parse_args(argv)
-    data = unpack(a.work)
-    base = _run(a.work / "teacher", "--data", str(data), "--teacher-arch", "mobilenet",
-                "--teacher-weights", str(WEIGHTS / "mobilenet_1_0_224_tf_no_top.h5"),
-                "--student-macs", "10e6")
-    teacher = a.work / "teacher" / "teacher.keras"
+    base = labeled_run(a.work, "sign_digits")  # teacher and edge_res, distilled and alone
+    data = a.work / "sign_digits_split" / "labeled"
+    teacher = a.work / "sign_digits_labeled" / "teacher.keras"
     t = base["models"]["teacher"]
     rows = []
     for name in a.only:
         what, flags = VARIANTS[name]
-        r = _run(a.work / name, "--data", str(data), "--teacher", str(teacher), "--scratch", *flags)
+        r = base if name == "edge_res" else _run(
+            a.work / f"pretrained_{name}", "--data", str(data), "--teacher", str(teacher),
+            "--image-size", "64", "--scratch", *flags)
         s, alone = r["models"]["student"], r["models"]["student_scratch"]
         rows.append(f"| {what} | {s['name']} | {s['macs'] / 1e6:.2f}M | "
                     f"{100 * s['accuracy']:.1f} % | {100 * alone['accuracy']:.1f} % | "

@@ -102,14 +102,20 @@ def _run(out: Path, *args: str) -> dict:
     return report
 
 
-def measure(work: Path, name: str) -> str:
+def labeled_run(work: Path, name: str) -> dict:
+    """Run 1 of a set: its split, the teacher and the students on the labeled photos."""
     n_labeled, flags = SETS[name]
     source, has_test = _source(work, name)
-    folders = work / f"{name}_split"
-    split(source, folders, n_labeled, has_test)
+    split(source, work / f"{name}_split", n_labeled, has_test)
+    data = str(work / f"{name}_split" / "labeled")
+    return _run(work / f"{name}_labeled", "--data", data, "--scratch", *flags)
+
+
+def measure(work: Path, name: str) -> str:
+    flags, folders = SETS[name][1], work / f"{name}_split"
+    alone = labeled_run(work, name)
     data = str(folders / "labeled")
     n_unlabeled = sum(1 for _ in (folders / "unlabeled").iterdir())
-    alone = _run(work / f"{name}_labeled", "--data", data, "--scratch", *flags)
     teacher = work / f"{name}_labeled" / "teacher.keras"
     more = _run(work / f"{name}_unlabeled", "--data", data, "--teacher", str(teacher),
                 "--unlabeled", str(folders / "unlabeled"), *flags[:2])
