@@ -28,7 +28,8 @@ RUNS = ("seed", "seed_xeon", "default", "latency")  # saved pipeline runs, by na
 RECORDED = ("zoo_throughput", "multiworker", "harness_overhead", "latency_vs_seed_epyc",
             "latency_vs_seed_xeon", "optimize_table", "sign_digits", "photo_memory", "photos",
             "subsets", "stems", "fine_tune", "latency_budget", "quick_photos",
-            "photo_command", "teacher_memory", "loss_variants")
+            "photo_command", "teacher_memory", "loss_variants", "pretrained_students",
+            "unlabeled")
 README = ROOT / "README.md"
 
 

@@ -45,6 +45,8 @@ def parser() -> OneLineParser:
                    "to at least N optimizer steps (default preset: 1600; 0: off; --epochs "
                    "alone turns it off)")
     p.add_argument("--teacher-epochs", type=int)
+    p.add_argument("--teacher-min-steps", type=int, help="raise the teacher's epochs on small "
+                   "data sets to at least N optimizer steps (0: off)")
     p.add_argument("--temperature", type=float)
     p.add_argument("--alpha", type=float, help="weight of the hard-label loss, in [0, 1]")
     p.add_argument("--loss", choices=LOSSES, help="soft loss: kl "

@@ -48,6 +48,7 @@ class DistillConfig:
     teacher_weights: str | None = None
     epochs: int = 5  # distillation epochs; the scratch baseline gets the same. 0 (only
     # with student_path): the supplied student is kept as is, e.g. as QAT's start
+    teacher_min_steps: int = 0  # the same for a teacher trained here (its epochs)
     min_steps: int = 0  # the student phases' epochs are raised to at least this many
     # optimizer steps on small data sets (recipe.student_epochs); 0 when epochs are given
     scratch: bool = True  # train the same student without a teacher as baseline
@@ -136,8 +137,9 @@ class DistillConfig:
                               "and drop --prune-sparsity")
         if self.batch_size < 1:
             raise EdgekdError(f"batch size must be >= 1, got {self.batch_size}")
-        if self.min_steps < 0:
-            raise EdgekdError(f"min steps must be >= 0, got {self.min_steps}")
+        if self.min_steps < 0 or self.teacher_min_steps < 0:
+            raise EdgekdError(f"min steps must be >= 0, got {self.min_steps} (students), "
+                              f"{self.teacher_min_steps} (teacher)")
         if not self.learning_rate > 0:
             raise EdgekdError(f"learning rate must be > 0, got {self.learning_rate}")
         if self.train_subset is not None and self.train_subset < 10:
@@ -251,10 +253,12 @@ STUDENT_BOUND = 10e6  # MACs: the CIFAR student's ~9.8M, the default cost of any
 
 def resolve(preset: str, **overrides) -> DistillConfig:
     """Preset + non-None overrides -> validated config. Epochs given are exact:
-    they turn the preset's min_steps off unless min_steps is given too."""
+    they turn the preset's min_steps (teacher_min_steps) off unless given too."""
     if preset not in PRESETS:
         raise EdgekdError(f"unknown preset {preset!r}; valid presets: {', '.join(PRESETS)}")
     given = {k: v for k, v in overrides.items() if v is not None}
     if "epochs" in given:
         given.setdefault("min_steps", 0)
+    if "teacher_epochs" in given:
+        given.setdefault("teacher_min_steps", 0)
     return replace(PRESETS[preset], **given)

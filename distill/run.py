@@ -71,7 +71,9 @@ def _scaled_epochs(cfg: DistillConfig, n_images: int, n_unlabeled: int = 0) -> D
     """The preset's student epochs, raised to min_steps on a small data set
     (its labeled training images and the unlabeled ones, which the distilled
     phases see too)."""
-    n_train = min(n_images, cfg.train_subset or n_images) + n_unlabeled
+    n_labeled = min(n_images, cfg.train_subset or n_images)
+    cfg = _scaled_teacher_epochs(cfg, n_labeled)
+    n_train = n_labeled + n_unlabeled
     epochs = student_epochs(cfg.epochs, cfg.min_steps, n_train, cfg.batch_size)
     if epochs == cfg.epochs:
         return cfg
@@ -79,6 +81,20 @@ def _scaled_epochs(cfg: DistillConfig, n_images: int, n_unlabeled: int = 0) -> D
           f"{cfg.epochs * -(-n_train // cfg.batch_size)} steps: the students train {epochs} "
           f"epochs (at least {cfg.min_steps} steps; --epochs N sets them exactly)", flush=True)
     return replace(cfg, epochs=epochs)
+
+
+def _scaled_teacher_epochs(cfg: DistillConfig, n_labeled: int) -> DistillConfig:
+    """The teacher's epochs raised to teacher_min_steps on a small data set
+    (a teacher trained here only: a supplied one is not trained)."""
+    epochs = student_epochs(cfg.teacher_epochs, cfg.teacher_min_steps, n_labeled,
+                            cfg.batch_size)
+    if epochs == cfg.teacher_epochs or cfg.teachers:
+        return cfg
+    print(f"[distill] {cfg.teacher_epochs} teacher epochs of {n_labeled} images are only "
+          f"{cfg.teacher_epochs * -(-n_labeled // cfg.batch_size)} steps: the teacher trains "
+          f"{epochs} epochs (at least {cfg.teacher_min_steps} steps; --teacher-min-steps 0 "
+          "turns it off)", flush=True)
+    return replace(cfg, teacher_epochs=epochs)
 
 
 def training_data(cfg: DistillConfig, ds: DataSet):
