@@ -30,7 +30,6 @@ MOBILENET = ("--student-arch", "mobilenet_v1", "--student-weights",
 VARIANTS = {  # name -> (what the row says, the distill flags)
     "edge_res": ("edge_res, random init (the default bound: 10M MACs)", ()),
     "mobilenet": ("mobilenet_v1, ImageNet, SGD 0.1 (the preset's rate)", MOBILENET),
-    "mobilenet_lr01": ("mobilenet_v1, ImageNet, SGD 0.01", (*MOBILENET, "--learning-rate", "0.01")),
 }
 
 

@@ -134,7 +134,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from edgekd.envvars import check_distill
     check_distill()
     cfg = photo_teacher(resolve(preset, **args), preset, explicit=bool(args.get("teacher_arch")))
-    cfg = photo_student(cfg, preset, chosen=not args.get("student_bound"))
+    cfg = photo_student(cfg, preset, chosen=any(
+        args.get(k) for k in ("student_arch", "student_ms", "student_path")))
     from distill.data import preflight
     from distill.unlabeled import walk
     from edgekd.files import check_writable
@@ -184,9 +185,10 @@ def photo_teacher(cfg, preset: str, explicit: bool):
 
 
 def photo_student(cfg, preset: str, chosen: bool):
-    """A folder of photos under the default preset, with no student named: a
-    pretrained MobileNet v1 sized to the bound, when ImageNet weights of its
-    width are in the Keras cache (docs/results/pretrained_students.md)."""
+    """A folder of photos under the default preset, with no student named (a
+    --student-macs budget may be given): a pretrained MobileNet v1 sized to
+    the budget or the default bound, when ImageNet weights of its width are in
+    the Keras cache (docs/results/pretrained_students.md)."""
     from dataclasses import replace
     from pathlib import Path
 
@@ -196,7 +198,7 @@ def photo_student(cfg, preset: str, chosen: bool):
     print(f"[distill] photo folder: the student is an ImageNet {FAMILY} ({cached(0.25)}); "
           "--student-arch edge_res trains one from scratch instead", flush=True)
     return replace(cfg, student_arch=FAMILY, student_weights="imagenet",
-                   student_macs=cfg.student_bound, student_bound=None)
+                   student_macs=cfg.student_macs or cfg.student_bound, student_bound=None)
 
 
 def format_table(report: dict) -> str:

@@ -138,6 +138,8 @@ def test_photo_folders_get_a_cached_pretrained_student(tmp_path, monkeypatch):
     assert (chosen.student_arch, chosen.student_weights, chosen.student_macs) == (
         "mobilenet_v1", "imagenet", STUDENT_BOUND)
     assert photo_student(cfg, "default", True).student_arch == "edge_res"  # a student chosen
+    budget = resolve("default", data=cfg.data, student_macs=5e6)  # a budget is no choice
+    assert photo_student(budget, "default", False).student_macs == 5e6
     assert photo_student(resolve("quick", data=cfg.data), "quick", False).student_arch == \
         "seed_student"
 
