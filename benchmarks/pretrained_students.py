@@ -29,7 +29,7 @@ MOBILENET = ("--student-arch", "mobilenet_v1", "--student-weights",
              str(WEIGHTS / "mobilenet_2_5_128_tf_no_top.h5"))
 VARIANTS = {  # name -> (what the row says, the distill flags)
     "edge_res": ("edge_res, random init (the default bound: 10M MACs)", ()),
-    "mobilenet": ("mobilenet_v1, ImageNet, SGD 0.1 (the preset's rate)", MOBILENET),
+    "mobilenet": ("mobilenet_v1, ImageNet (Adam 3e-4, one-cycle: the fine-tune recipe)", MOBILENET),
 }
 
 

@@ -136,6 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = photo_teacher(resolve(preset, **args), preset, explicit=bool(args.get("teacher_arch")))
     cfg = photo_student(cfg, preset, chosen=any(
         args.get(k) for k in ("student_arch", "student_ms", "student_path")))
+    from distill.students import fine_tune
+    cfg = fine_tune(cfg, args)
     from distill.data import preflight
     from distill.unlabeled import walk
     from edgekd.files import check_writable

@@ -144,6 +144,22 @@ def weights_file(alpha: float, weights: str) -> str:
                           "PATH to a Keras Applications MobileNet v1 file") from None
 
 
+# A pretrained student trains like the pretrained teacher's fine-tune (Adam on a
+# one-cycle schedule peaking at 3e-4, no weight decay): the default preset's
+# SGD at 0.1 made it diverge (loss above 100 within the first epochs, Sign
+# Language Digits at 64 px, docs/history.md).
+FINE_TUNE = {"optimizer": "adam", "learning_rate": 3e-4, "weight_decay": 0.0}
+
+
+def fine_tune(cfg, given: dict):
+    """`cfg` with FINE_TUNE's settings for a pretrained student, each unless
+    given on the command line."""
+    from dataclasses import replace
+    if not cfg.student_weights:
+        return cfg
+    return replace(cfg, **{k: v for k, v in FINE_TUNE.items() if given.get(k) is None})
+
+
 def _size(input_shape, side: int | None) -> tuple[int, int]:
     h, w = input_shape[:2]
     if side is None:

@@ -144,6 +144,23 @@ def test_photo_folders_get_a_cached_pretrained_student(tmp_path, monkeypatch):
         "seed_student"
 
 
+def test_a_pretrained_student_fine_tunes_unless_told_otherwise():
+    from distill.cli import parser
+    from distill.config import resolve
+    from distill.students import FINE_TUNE, fine_tune
+    cfg = resolve("default", student_arch="mobilenet_v1", student_weights="imagenet")
+    tuned = fine_tune(cfg, {})
+    assert (tuned.optimizer, tuned.learning_rate, tuned.weight_decay) == ("adam", 3e-4, 0.0)
+    assert FINE_TUNE["learning_rate"] == 3e-4
+    args = vars(parser().parse_args(["--learning-rate", "0.01", "--optimizer", "sgd",
+                                     "--student-arch", "mobilenet_v1", "--student-weights",
+                                     "imagenet"]))
+    given = {k: v for k, v in args.items() if k not in ("out", "preset", "quiet")}
+    kept = fine_tune(resolve("default", **given), given)
+    assert (kept.optimizer, kept.learning_rate, kept.weight_decay) == ("sgd", 0.01, 0.0)
+    assert fine_tune(resolve("default"), {}) == resolve("default")  # no pretrained student
+
+
 def _distil_export_parity(tmp_path, weights_file: str) -> dict:
     npz = _colour_npz(tmp_path / "d.npz")
     out = tmp_path / "art"
