@@ -21,7 +21,7 @@ from pathlib import Path
 
 from benchmarks.loss_variants import SHARED
 from benchmarks.saved import publish
-from benchmarks.unlabeled import _run, labeled_run
+from benchmarks.unlabeled import _run, labeled_run, teacher_file
 from edgekd.environment import machine, versions
 
 WEIGHTS = SHARED / "pretrained"
@@ -41,7 +41,7 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     base = labeled_run(a.work, "sign_digits")  # teacher and edge_res, distilled and alone
     data = a.work / "sign_digits_split" / "labeled"
-    teacher = a.work / "sign_digits_labeled" / "teacher.keras"
+    teacher = teacher_file(a.work, "sign_digits")
     t = base["models"]["teacher"]
     rows = []
     for name in a.only:

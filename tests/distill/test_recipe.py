@@ -282,14 +282,15 @@ def test_given_epochs_are_exact_unless_min_steps_is_given_too():
 
 def test_teacher_min_steps_raise_a_trained_teachers_epochs_only(capsys):
     from distill.run import _scaled_epochs
-    cfg = resolve("default", teacher_min_steps=300)  # 186 photos: 2 steps an epoch
+    cfg = resolve("default")  # 186 photos: 2 steps an epoch
     assert _scaled_epochs(cfg, 186).teacher_epochs == 150
     assert "18 teacher epochs of 186 images are only 36 steps: the teacher trains 150 " \
         "epochs (at least 300 steps" in capsys.readouterr().out
     assert _scaled_epochs(cfg, 5000).teacher_epochs == 18  # 40 steps an epoch: 720 already
     supplied = resolve("default", teacher_min_steps=300, teacher_path="t.keras")
     assert _scaled_epochs(supplied, 186).teacher_epochs == 18  # not trained here
-    assert resolve("default", teacher_epochs=4, teacher_min_steps=None).teacher_min_steps == 0
+    assert resolve("default").teacher_min_steps == 300 and resolve("seed").teacher_min_steps == 0
+    assert resolve("default", teacher_epochs=4).teacher_min_steps == 0  # given epochs are exact
 
 
 def test_seed_preset_keeps_the_tutorial_recipe():
