@@ -233,7 +233,8 @@ def _resumed_pick(cfg: DistillConfig, n_images: int, n_unlabeled: int,
     return saved["student_arch"] if json.loads(again.to_json()) == saved else None
 
 
-def _sized_student(cfg: DistillConfig, ds, out: Path, n_unlabeled: int = 0) -> DistillConfig:
+def _sized_student(cfg: DistillConfig, ds, store_dir: Path, out: Path,
+                   n_unlabeled: int = 0) -> DistillConfig:
     """--student-macs, --student-ms or the default MACs bound: the config with
     the picked student."""
     shape, side = ds.preprocessing.input_shape, "x".join(map(str, ds.x_train.shape[1:3]))
@@ -255,7 +256,7 @@ def _sized_student(cfg: DistillConfig, ds, out: Path, n_unlabeled: int = 0) -> D
                                 cfg.latency_target)
         print(f"[distill] --student-ms {cfg.student_ms:g}: timing candidates here against "
               f"{rate.describe()}", flush=True)
-        with tempfile.TemporaryDirectory(dir=ds.store_dir) as tmp:
+        with tempfile.TemporaryDirectory(dir=store_dir) as tmp:
             probe = budget.Probe(rate, shape, len(ds.labels), Path(tmp))
             sized = sizing.pick(cfg.student_ms, shape, len(ds.labels),
                                 lambda s: probe(s.name), "--student-ms", (" ms", 1.0))
@@ -287,7 +288,7 @@ def _run(cfg: DistillConfig, out: Path, strategy, chief: bool, verbose: int, t0:
     extra = unlabeled.load(cfg.unlabeled, ds, cfg.train_subset, cfg.seed)
     n_extra = len(extra.x) if extra else 0
     # before the work folder: a resumed run resolves alike
-    cfg = _sized_student(cfg, ds, out, n_extra)
+    cfg = _sized_student(cfg, ds, store_dir, out, n_extra)
     cfg = _scaled_epochs(cfg, len(ds.x_train), n_extra)
     work = open_work(out, cfg.to_json(), chief)
     try:
