@@ -134,8 +134,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     from edgekd.envvars import check_distill
     check_distill()
     cfg = photo_teacher(resolve(preset, **args), preset, explicit=bool(args.get("teacher_arch")))
-    cfg = photo_student(cfg, preset, chosen=any(
-        args.get(k) for k in ("student_arch", "student_ms", "student_path")))
     from distill.students import fine_tune
     cfg = fine_tune(cfg, args)
     from distill.data import preflight
@@ -184,23 +182,6 @@ def photo_teacher(cfg, preset: str, explicit: bool):
     print(f"[distill] photo folder: the teacher is ImageNet MobileNet ({cached}), fine-tuned; "
           "--teacher-arch edge_pool trains one from scratch instead", flush=True)
     return replace(cfg, teacher_arch="mobilenet", teacher_weights=str(cached))
-
-
-def photo_student(cfg, preset: str, chosen: bool):
-    """A folder of photos under the default preset, with no student named (a
-    --student-macs budget may be given): a pretrained MobileNet v1 sized to
-    the budget or the default bound, when ImageNet weights of its width are in
-    the Keras cache (docs/results/pretrained_students.md)."""
-    from dataclasses import replace
-    from pathlib import Path
-
-    from distill.students import FAMILY, cached
-    if preset != "default" or chosen or not Path(cfg.data).is_dir() or not cached(0.25):
-        return cfg
-    print(f"[distill] photo folder: the student is an ImageNet {FAMILY} ({cached(0.25)}); "
-          "--student-arch edge_res trains one from scratch instead", flush=True)
-    return replace(cfg, student_arch=FAMILY, student_weights="imagenet",
-                   student_macs=cfg.student_macs or cfg.student_bound, student_bound=None)
 
 
 def format_table(report: dict) -> str:

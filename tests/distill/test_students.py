@@ -124,26 +124,6 @@ def test_weights_load_and_the_student_wraps_for_qat_and_pruning(weights, tmp_pat
         file_alpha(bad)
 
 
-def test_photo_folders_get_a_cached_pretrained_student(tmp_path, monkeypatch):
-    from distill.cli import photo_student
-    from distill.config import STUDENT_BOUND, resolve
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
-    (tmp_path / "photos").mkdir()
-    cfg = resolve("default", data=str(tmp_path / "photos"), student_bound=STUDENT_BOUND)
-    assert photo_student(cfg, "default", False).student_arch == "edge_res"  # nothing cached
-    weights = tmp_path / "keras" / "models" / "mobilenet_2_5_128_tf_no_top.h5"
-    weights.parent.mkdir(parents=True)
-    weights.write_bytes(b"weights")
-    chosen = photo_student(cfg, "default", False)
-    assert (chosen.student_arch, chosen.student_weights, chosen.student_macs) == (
-        "mobilenet_v1", "imagenet", STUDENT_BOUND)
-    assert photo_student(cfg, "default", True).student_arch == "edge_res"  # a student chosen
-    budget = resolve("default", data=cfg.data, student_macs=5e6)  # a budget is no choice
-    assert photo_student(budget, "default", False).student_macs == 5e6
-    assert photo_student(resolve("quick", data=cfg.data), "quick", False).student_arch == \
-        "seed_student"
-
-
 def test_a_pretrained_student_fine_tunes_unless_told_otherwise():
     from distill.cli import parser
     from distill.config import resolve
