@@ -20,9 +20,8 @@ import sys
 from pathlib import Path
 
 from benchmarks.loss_variants import SHARED
-from benchmarks.saved import publish
+from benchmarks.saved import machine_line, publish
 from benchmarks.unlabeled import _run, labeled_run, teacher_file
-from edgekd.environment import machine, versions
 
 WEIGHTS = SHARED / "pretrained"
 MOBILENET = ("--student-arch", "mobilenet_v1", "--student-weights",
@@ -55,7 +54,6 @@ def main(argv=None) -> int:
         rows.append(f"| {what} | {s['name']} | {s['macs'] / 1e6:.2f}M | "
                     f"{100 * s['accuracy']:.1f} % | {100 * alone['accuracy']:.1f} % | "
                     f"{100 * (t['accuracy'] - s['accuracy']):.1f} | {minutes:.1f} min |")
-    m, v = machine(), versions()
     text = "\n".join([
         "# Pretrained students on Sign Language Digits, 10 % of the labels", "",
         "`python -m benchmarks.pretrained_students`: 186 labeled training photos at 64 px, 206 "
@@ -63,7 +61,7 @@ def main(argv=None) -> int:
         f"%, trained in {teacher_seconds / 60:.0f} min), shared by every student; default preset "
         "otherwise. Distilled and alone: the same "
         "student, start and recipe, with and without the teacher. One seed per row. "
-        f"Machine: {m['cpu']}, {m['cores']} cores; tensorflow {v.get('tensorflow')}.", "",
+        + machine_line(), "",
         "| student | picked | MACs | distilled (float) | alone (float) | behind teacher, pts "
         "| student minutes (both) |", "|---|---|---:|---:|---:|---:|---:|", *rows, ""])
     return publish("pretrained_students", text)

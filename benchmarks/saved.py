@@ -39,3 +39,10 @@ def publish(name: str, text: str) -> int:
     print(text)
     write_table(name, text)
     return 0
+
+
+def machine_line() -> str:
+    """The sentence every recorded page ends its description with."""
+    from edgekd.environment import machine, versions
+    m, v = machine(), versions()
+    return f"Machine: {m['cpu']}, {m['cores']} cores; tensorflow {v.get('tensorflow')}."

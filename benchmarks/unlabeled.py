@@ -30,9 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.loss_variants import SHARED, unpack
-from benchmarks.saved import publish
+from benchmarks.saved import machine_line, publish
 from benchmarks.stage import run_stage
-from edgekd.environment import machine, versions
 
 # Flags of run 2 only: on CIFAR-10, 10 epochs over the 50,000 images (3,910 steps, 2.4x run 1's
 # 1,600), not the preset's 40: what one session's 2 cores had left for it.
@@ -169,7 +168,6 @@ def main(argv=None) -> int:
     p.add_argument("--sets", nargs="*", default=list(SETS), choices=list(SETS))
     a = p.parse_args(argv)
     rows = [measure(a.work, name) for name in a.sets]
-    m, v = machine(), versions()
     text = "\n".join([
         "# Few labels, many photos", "",
         "`python -m benchmarks.unlabeled`: a few labeled photos and the rest of the training "
@@ -178,7 +176,7 @@ def main(argv=None) -> int:
         "default teacher trained on them. The run with unlabeled photos reuses the first run's "
         "teacher; on CIFAR-10 it trains 10 epochs over the 50,000 images (3,910 steps), not "
         "the preset's 40, for want of time. Float top-1 on the test photos; one seed per row. "
-        f"Machine: {m['cpu']}, {m['cores']} cores; tensorflow {v.get('tensorflow')}.", "",
+        + machine_line(), "",
         "| data | labeled | unlabeled | teacher | distilled student | student alone | "
         "student epochs | minutes |", "|---|---:|---|---:|---:|---:|---:|---:|", *rows, ""])
     return publish("unlabeled", text)

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from distill import photos, store
+from distill.data import _drawn
 from edgekd.errors import EdgekdError
 
 UNLABELED = -1  # the label of an unlabeled image in the student's data
@@ -120,7 +121,7 @@ def load(folders, ds, limit: int | None, seed: int) -> Unlabeled | None:
     if not folders:
         return None
     walked = walk(folders)
-    drawn = _drawn(list(walked.files), limit, seed)
+    drawn = _drawn(list(walked.files), limit, seed + 7)  # not the labeled photos' draw
     if len(drawn) < len(walked.files):
         print(f"[distill] {len(drawn)} of the {len(walked.files)} unlabeled photos drawn at "
               "random (the preset's limit)", flush=True)
@@ -138,13 +139,6 @@ def load(folders, ds, limit: int | None, seed: int) -> Unlabeled | None:
           f"({walked.skipped} other files skipped; dropped: {leaked} copies of test images, "
           f"{dupes} duplicates)", flush=True)
     return result
-
-
-def _drawn(items: list, n: int | None, seed: int) -> list:
-    if n is None or len(items) <= n:
-        return items
-    keep = np.sort(np.random.default_rng(seed + 7).choice(len(items), n, replace=False))
-    return [items[i] for i in keep]
 
 
 def joined(x_labeled, y_labeled: np.ndarray, extra: Unlabeled | None, folder: Path | None):

@@ -42,6 +42,27 @@ def run_cli(*args: str, cwd: Path | None = None, timeout: float = 600) -> subpro
     return subprocess.CompletedProcess(list(args), rc, out.getvalue(), err.getvalue())
 
 
+def killed_after_first_epoch(cmd: list[str], log: Path) -> list[dict]:
+    """Start `cmd`, SIGKILL it once `log` (an epoch log) holds an epoch, and
+    return that log. The deadline only stops a hung run; nothing is timed."""
+    import json
+    import signal
+    import time
+
+    def logged() -> int:
+        try:
+            return len(json.loads(log.read_text()))
+        except (OSError, ValueError):
+            return 0
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while logged() < 1 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return json.loads(log.read_text())
+
+
 def error_lines(proc: subprocess.CompletedProcess) -> list[str]:
     """stderr lines that are not TensorFlow/absl start-up noise."""
     noise = ("WARNING: All log messages", "I0000", "W0000", "E0000")

@@ -1,15 +1,20 @@
 """Real distillation runs, the artifacts folder, resume, and the CLI's errors."""
 
 import json
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 
-from tests.conftest import FASHION_SMALL, ROOT, error_lines, run_cli, small_npz
+from tests.conftest import (
+    FASHION_SMALL,
+    ROOT,
+    error_lines,
+    killed_after_first_epoch,
+    run_cli,
+    small_npz,
+)
 
 EXPECTED = {".edgekd", "teacher.keras", "student.keras", "student_scratch.keras", "eval.npz",
             "calib.npz", "labels.txt", "config.json", "train_report.json", "preprocessing.json"}
@@ -62,13 +67,7 @@ def test_resume_after_kill(tmp_path):
            "--teacher-arch", "tiny_teacher", "--student-arch", "tiny_student",
            "--teacher-epochs", "4", "--epochs", "1", "--batch-size", "16", "--out", str(out)]
     log = out.parent / "art.partial" / "_checkpoints" / "teacher_epochs.json"
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while _epochs_logged(log) < 1 and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    first = json.loads(log.read_text())
+    first = killed_after_first_epoch(cmd, log)
     assert 1 <= len(first) < 4, "the run must be killed mid-teacher"
     assert not out.exists(), "a killed run must not leave an artifacts folder"
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)

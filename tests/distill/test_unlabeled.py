@@ -3,16 +3,14 @@ term, and runs (with resume) that use unlabeled photos."""
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import ROOT, error_lines, run_cli, small_npz
+from tests.conftest import ROOT, error_lines, killed_after_first_epoch, run_cli, small_npz
 
 
 def _png(path, pixels):
@@ -191,13 +189,6 @@ def test_bad_unlabeled_folders_get_one_line(tmp_path):
     assert not (tmp_path / "art").exists() and not (tmp_path / "art.partial").exists()
 
 
-def _logged(path) -> int:
-    try:
-        return len(json.loads(path.read_text()))
-    except (OSError, ValueError):
-        return 0
-
-
 def test_resume_of_a_killed_run_with_unlabeled(tmp_path):
     """Killed in the distilled phase (the one that sees unlabeled photos);
     the same command resumes it and records the same counts."""
@@ -208,13 +199,7 @@ def test_resume_of_a_killed_run_with_unlabeled(tmp_path):
            "--teacher-epochs", "1", "--epochs", "4", "--batch-size", "8", "--no-scratch",
            "--unlabeled", str(unl), "--out", str(out)]
     log = out.parent / "art.partial" / "_checkpoints" / "student_epochs.json"
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while _logged(log) < 1 and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    first = json.loads(log.read_text())
+    first = killed_after_first_epoch(cmd, log)
     assert 1 <= len(first) < 4, "the run must be killed mid-student"
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
