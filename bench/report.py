@@ -117,7 +117,8 @@ def _images_seen(dataset: dict) -> list[str]:
     if not any(c.get("unlabeled") for c in seen.values()):
         return []
     parts = [f"{role} {c['labeled']:,} labeled" + (
-        f" + {c['unlabeled']:,} unlabeled" if c.get("unlabeled") else "")
+        f" + {c['unlabeled']:,} unlabeled" + (" (pseudo-labeled)" if c.get("pseudo_labels")
+                                                else "") if c.get("unlabeled") else "")
         for role, c in seen.items()]
     return [f"Training images: {'; '.join(parts)}.", ""]
 

@@ -61,6 +61,10 @@ class DistillConfig:
     # Folders of unlabeled photos (distill.unlabeled): the distilled phases also
     # learn the teacher's outputs on them; the teacher and the scratch baseline don't.
     unlabeled: tuple[str, ...] = ()
+    # With unlabeled photos and a teacher trained here: the teacher is fine-tuned
+    # further on the labeled photos and the unlabeled ones it gives at least this
+    # probability, its class as their label (distill.pseudo). None: off.
+    pseudo_label_threshold: float | None = None
     # An image folder: the default training size's cap, and the test photos
     # decoded at most (train_subset caps the training photos decoded).
     max_image_side: int = 128
@@ -98,6 +102,19 @@ class DistillConfig:
     def folder_limits(self):
         from distill.data import FolderLimits
         return FolderLimits(self.max_image_side, self.train_subset, self.max_test_images)
+
+    def _check_pseudo_labels(self) -> None:
+        p = self.pseudo_label_threshold
+        if p is None:
+            return
+        if not 0.0 < p < 1.0:
+            raise EdgekdError(f"pseudo-label threshold must be in (0, 1) (a probability), got {p}")
+        if not self.unlabeled:
+            raise EdgekdError("--pseudo-label-threshold labels unlabeled photos: add "
+                              "--unlabeled DIR")
+        if self.teachers:
+            raise EdgekdError("--pseudo-label-threshold fine-tunes a teacher trained here; a "
+                              "supplied --teacher is used as it is: drop one of the two")
 
     @property
     def teachers(self) -> tuple[str, ...]:
@@ -167,6 +184,7 @@ class DistillConfig:
         if self.mixup < 0:
             raise EdgekdError(f"mixup must be >= 0 (the Beta concentration; 0: off), "
                               f"got {self.mixup}")
+        self._check_pseudo_labels()
         if self.teacher_cache_mirror and not self.teacher_cache_views:
             raise EdgekdError("teacher cache mirror needs cached views: add "
                               "--teacher-cache-views N (N >= 1)")

@@ -50,6 +50,7 @@ class Phase:
     callbacks: tuple = ()
     finish: Callable[[keras.Model], keras.Model] = _same  # e.g. strip pruning wrappers
     save_as: str | None = None  # a stage that is no role of its own (default: the role's file)
+    data: object = None  # its own batches (None: the session's, by `distilled`)
 
 
 class StudentData:
@@ -60,6 +61,7 @@ class StudentData:
                  extra: Unlabeled | None = None):
         self.cfg, self.pre, self.teacher, self.plain = cfg, ds.preprocessing, teacher, plain
         self.store_dir = ds.store_dir
+        self.labeled = x_tr, y_tr  # the labeled training images (the teacher's, the scratch's)
         # the distilled phases' images: the labeled ones, then any unlabeled ones
         self.x, self.y = joined(x_tr, y_tr, extra, ds.store_dir)
         self.extra = extra
@@ -170,7 +172,7 @@ class Session:
         else:
             keras.utils.set_random_seed(self.cfg.seed + phase.seed_offset)
             model = phase.make()
-            trained, data = self._as_trained(model, phase.distilled)
+            trained, data = self._as_trained(model, phase)
             trainer = self._trainer(trained, phase.distilled, optimizer(self.cfg, phase, data))
             log = run_phase(phase.role, trainer, data, phase.epochs, self.work, self.verbose,
                             list(phase.callbacks), chief=self.chief,
@@ -187,13 +189,15 @@ class Session:
         return self.cfg.jit_compile and not (
             _depthwise(model) and not tf.config.list_physical_devices("GPU"))
 
-    def _as_trained(self, model, distilled: bool):
+    def _as_trained(self, model, phase: Phase):
         """(the model to train, its data). A distilled phase on cached views
         whose model starts with a patch stem trains it under XLA as a matrix
         product on arranged patches (distill.patches), the same function
         computed faster; phases whose batches are augmented (or whose teacher
         runs) in the training loop see images."""
-        if not distilled:
+        if phase.data is not None:
+            return model, phase.data
+        if not phase.distilled:
             return model, self.data.plain
         stride = patches.stem_stride(model) if self._jit(model) else 0
         data = self.data.distill(stride)

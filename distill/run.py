@@ -23,6 +23,7 @@ from distill import (
     store,
     students,
     teachers,
+    teaching,
     unlabeled,
 )
 from distill.config import STUDENT_BOUND, DistillConfig
@@ -36,7 +37,6 @@ from distill.distribute import (
     worker_index,
 )
 from distill.phases import (
-    Phase,
     Session,
     StudentData,
     copies_of,
@@ -53,7 +53,6 @@ from edgekd.atomic import atomic_path, swap_into_place, write_json, write_text
 from edgekd.contract import write_contract
 from edgekd.errors import EdgekdError
 from edgekd.files import check_writable, is_ours, read_json
-from edgekd.preprocess import spread_indices
 from edgekd.roles import ROLES, SCRATCH, STUDENT, TEACHER, model_file
 
 
@@ -107,48 +106,6 @@ def training_data(cfg: DistillConfig, ds: DataSet):
     plain = make_dataset(x_tr, y_tr, ds.preprocessing, cfg.batch_size, True, cfg.seed, cfg.augment)
     train_ds = shard_by_data(soft_targets(plain, len(ds.labels), cfg.label_smoothing, cfg.mixup))
     return (x_tr, y_tr), x_calib, train_ds
-
-
-def _teacher(session: Session) -> tuple[teachers.Teacher, dict]:
-    """The supplied teacher(s) (evaluated, not trained), or the teacher phase."""
-    cfg, ds, pre = session.cfg, session.ds, session.ds.preprocessing
-    if cfg.teachers:
-        idx = spread_indices(len(ds.y_train), teachers.SAMPLE)
-        teacher = teachers.load(cfg.teachers, pre, ds.labels, cfg.teacher_scale,
-                                cfg.teacher_offset, cfg.trust_model_code, cfg.teacher_output,
-                                sample=(ds.x_train[idx], ds.y_train[idx]))
-        return teacher, {"trained": False, "epochs": [], **teacher.record()}
-    if cfg.teacher_arch in pretrained.BACKBONES:
-        return _fine_tuned_teacher(session)
-    model, log = session.train(Phase(
-        TEACHER, lambda: models.build(cfg.teacher_arch, pre.input_shape, len(ds.labels)), False,
-        cfg.teacher_epochs, cfg.learning_rate, seed_offset=0))
-    return teachers.from_keras(model, pre, "trained"), {"trained": True, "epochs": log}
-
-
-def _fine_tuned_teacher(session: Session) -> tuple[teachers.Teacher, dict]:
-    """A pretrained backbone: its new head first (a third of the teacher epochs,
-    backbone frozen), then the whole net, both with Adam at pretrained's rates,
-    not the preset's SGD: SGD at the default preset's 0.1 blew the head's logits
-    up, and the thawed backbone then collapsed to chance (sign-digits photos,
-    docs/results/sign_digits.md)."""
-    cfg, ds, pre = session.cfg, session.ds, session.ds.preprocessing
-    head_epochs = pretrained.head_epochs(cfg.teacher_epochs)
-    head, head_log = session.train(Phase(
-        "teacher_head", lambda: pretrained.build(cfg.teacher_arch, pre.input_shape,
-                                                 len(ds.labels), cfg.teacher_weights),
-        False, head_epochs, pretrained.HEAD_LR, schedule="constant", optimizer="adam",
-        weight_decay=0.0, seed_offset=0, save_as="teacher_head.keras"))
-
-    def thawed():
-        pretrained.backbone(head).trainable = True
-        return head
-    model, log = session.train(Phase(
-        TEACHER, thawed, False, cfg.teacher_epochs - head_epochs, pretrained.FINE_TUNE_LR,
-        schedule="onecycle", optimizer="adam", weight_decay=0.0, seed_offset=0))
-    info = {"trained": True, "epochs": head_log + log,
-            "source": f"{cfg.teacher_arch}, weights {cfg.teacher_weights or 'imagenet'}"}
-    return teachers.from_keras(model, pre, info["source"]), info
 
 
 def _without_cpu_xla_collectives(cfg: DistillConfig, strategy) -> DistillConfig:
@@ -320,7 +277,7 @@ def _train(cfg, ds, extra, work: Path, verbose: int, chief: bool):
     data = StudentData(cfg, ds, None, train_ds, x_tr, y_tr, extra)
     session = Session(cfg, ds, work, data, verbose, chief)
     init = student_init(cfg, ds)  # a bad student name or file fails before the teacher trains
-    teacher, t_info = _teacher(session)
+    teacher, t_info = teaching.teacher(session, extra)
     data.teacher = teacher
     students = train_students(session, init, len(x_tr))
     report = {"dataset": {"name": ds.name, "source": cfg.data, "labels": ds.labels,
@@ -351,6 +308,10 @@ def _count_images(report: dict, n_labeled: int, extra) -> None:
             continue
         distilled = role != TEACHER and role != SCRATCH
         seen[role] = {"labeled": n_labeled, "unlabeled": n_extra if distilled else 0}
+    relabeled = report["models"][TEACHER].get("pseudo_labels")
+    if relabeled and TEACHER in seen:  # the confident unlabeled ones, with the teacher's labels
+        seen[TEACHER] = {"labeled": n_labeled, "unlabeled": relabeled["used"],
+                         "pseudo_labels": True}
     report["images_seen"] = seen
 
 
@@ -366,7 +327,8 @@ def _write(work: Path, ds: DataSet, teacher, x_calib, report: dict) -> None:
     write_text(work / "labels.txt", "\n".join(ds.labels) + "\n")
     write_json(work / "preprocessing.json", report["preprocessing"])
     _stamp_contracts(work, ds, report)
-    (work / "teacher_head.keras").unlink(missing_ok=True)  # a pretrained teacher's first stage
+    for stage in teaching.STAGE_FILES:  # a trained teacher's earlier stages
+        (work / stage).unlink(missing_ok=True)
     shutil.rmtree(work / "_checkpoints", ignore_errors=True)
     train_report.validate(report)
     write_json(work / "train_report.json", report)  # last: marks the folder complete

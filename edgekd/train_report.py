@@ -33,6 +33,12 @@ _MODEL = {
         "output": {"type": "string"},  # the output read as logits, of a file with several
         "combine": {"type": "string"},  # an ensemble's rule
         "members": {"type": "array", "items": {"type": "object"}},  # each member's record
+        # a teacher fine-tuned on pseudo-labels too (distill.pseudo.PseudoLabels.record)
+        "pseudo_labels": {"type": "object", "required": ["threshold", "used", "of"],
+                          "properties": {"threshold": _NUM, "used": {"type": "integer"},
+                                         "of": {"type": "integer"},
+                                         "per_class": {"type": "array"},
+                                         "teacher_accuracy_before": _NUM}},
         "epochs": {"type": "array", "items": {
             "type": "object", "required": ["epoch", "seconds"],
             "properties": {"epoch": {"type": "integer"}, "seconds": _NUM}}},
@@ -63,7 +69,9 @@ SCHEMA = {
         # role -> the labeled and unlabeled images its training saw
         "images_seen": {"type": "object", "additionalProperties": {
             "type": "object", "required": ["labeled", "unlabeled"],
-            "properties": {"labeled": {"type": "integer"}, "unlabeled": {"type": "integer"}}}},
+            "properties": {"labeled": {"type": "integer"}, "unlabeled": {"type": "integer"},
+                           # the teacher's unlabeled ones: those it labeled itself
+                           "pseudo_labels": {"type": "boolean"}}}},
         "preprocessing": {"type": "object"},  # edgekd.preprocess.Preprocessing checks it
         "models": {"type": "object", "required": ["teacher", "student"],
                    "propertyNames": {"enum": list(ROLES)}, "additionalProperties": _MODEL},

@@ -1,0 +1,83 @@
+"""Pseudo-labels (`--pseudo-label-threshold P`): the teacher also learns from
+the unlabeled photos it is sure of.
+
+A teacher trained on a few hundred labeled photos caps its student: the
+student learns the teacher's outputs, mistakes included. Self-training (Lee
+2013; Xie et al. 2020, Noisy Student) lifts the teacher with the unlabeled
+photos themselves: the teacher's class for each photo it gives at least P,
+used as that photo's label. Here the teacher trained on the labeled photos
+is fine-tuned further on them plus the confident unlabeled ones, with the
+recipe of its last stage (the same optimizer, rate and schedule) for the same
+number of optimizer steps (at least one pass over the joined photos), under
+the preset's augmentation: the augmented view must agree with a label the
+teacher gave to the clean photo, the "noise" that makes self-training more
+than copying. The students then learn from that teacher. The unlabeled photos
+below P teach the students only, through the teacher's outputs, as without P.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from distill import store
+from distill.unlabeled import CHUNK
+
+STAGE = "teacher_labeled"  # the teacher on the labeled photos only, before pseudo-labels
+
+
+@dataclass(frozen=True)
+class PseudoLabels:
+    rows: np.ndarray  # the unlabeled images kept (their rows)
+    labels: np.ndarray  # the teacher's class for each
+    threshold: float
+    of: int  # unlabeled images considered
+    accuracy_before: float  # the teacher on the test images, before fine-tuning on them
+
+    def record(self, num_classes: int) -> dict:
+        per_class = np.bincount(self.labels, minlength=num_classes)
+        return {"threshold": self.threshold, "used": int(len(self.rows)), "of": self.of,
+                "per_class": [int(n) for n in per_class],
+                "teacher_accuracy_before": round(self.accuracy_before, 4)}
+
+
+def confident(teacher, x, threshold: float, accuracy_before: float) -> PseudoLabels:
+    """The rows of `x` (uint8 images, an array or store) whose top softmax
+    probability under `teacher` is at least `threshold`, with that class."""
+    rows, labels = [], []
+    for a in range(0, len(x), CHUNK):
+        logits = teacher.logits(store.take(x, np.arange(a, min(len(x), a + CHUNK))))
+        z = logits - logits.max(axis=-1, keepdims=True)
+        p = np.exp(z) / np.exp(z).sum(axis=-1, keepdims=True)
+        keep = np.flatnonzero(p.max(axis=-1) >= threshold)
+        rows.append(a + keep)
+        labels.append(p.argmax(axis=-1)[keep])
+    return PseudoLabels(np.concatenate(rows).astype(np.int64),
+                        np.concatenate(labels).astype(np.int64), threshold, len(x),
+                        accuracy_before)
+
+
+def joined(x_labeled, y_labeled, x_unlabeled, pseudo: PseudoLabels, folder):
+    """(images, labels): the labeled images, then the confident unlabeled ones
+    with the teacher's classes."""
+    n, m = len(x_labeled), len(pseudo.rows)
+    x = store.empty(n + m, x_labeled.shape[1:], folder, "teacher_images.u8")
+    for a in range(0, n, CHUNK):
+        store.put(x, a, store.take(x_labeled, np.arange(a, min(n, a + CHUNK))))
+    for a in range(0, m, CHUNK):
+        store.put(x, n + a, store.take(x_unlabeled, pseudo.rows[a:a + CHUNK]))
+    return x, np.concatenate([np.asarray(y_labeled, np.int64), pseudo.labels])
+
+
+def steps(n: int, batch_size: int) -> int:
+    return -(-n // batch_size)
+
+
+def phase(last, model, data, n_labeled: int, n_joined: int, batch_size: int, role: str):
+    """The teacher's last stage `last` again, from its trained `model`, on
+    `data`: as many optimizer steps as `last` took, at least one epoch."""
+    epochs = max(1, round(last.epochs * steps(n_labeled, batch_size)
+                          / steps(n_joined, batch_size)))
+    return replace(last, role=role, make=lambda: model, epochs=epochs, data=data,
+                   save_as=None, seed_offset=last.seed_offset + 1)
