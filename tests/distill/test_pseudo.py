@@ -161,3 +161,31 @@ def test_no_confident_photo_keeps_the_labeled_teacher(tmp_path, monkeypatch):
                                                 "pseudo_labels": True}
     # the student learnt from the labeled teacher, saved under the teacher's own name
     assert (out / "teacher.keras").is_file() and not (out / "teacher_labeled.keras").exists()
+
+
+@pytest.mark.slow
+def test_resume_of_a_run_killed_in_the_pseudo_label_phase(tmp_path):
+    """Killed while the teacher learns the pseudo-labels; the same command
+    resumes it (the labeled teacher reloaded, the same photos relabeled)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, killed_after_first_epoch
+    data = small_npz(tmp_path / "d.npz", n_train=200, n_test=60, shape=(16, 16, 3))
+    _unlabeled_like(data, tmp_path / "camera", 60)
+    out = tmp_path / "art"
+    # 8 epochs of 25 steps on the labeled photos, then 200 steps of 33: 6 epochs
+    cmd = [sys.executable, "-m", "distill", "--data", str(data), "--preset", "quick",
+           "--teacher-arch", "tiny_teacher", "--student-arch", "tiny_student",
+           "--teacher-epochs", "8", "--epochs", "1", "--batch-size", "8", "--no-scratch",
+           "--unlabeled", str(tmp_path / "camera"), "--pseudo-label-threshold", "0.05",
+           "--out", str(out)]
+    first = killed_after_first_epoch(cmd, out.parent / "art.partial" / "_checkpoints"
+                                     / "teacher_epochs.json")
+    assert 1 <= len(first) < 6, "the run must be killed in the pseudo-label phase"
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "resuming the interrupted run" in done.stdout
+    teacher = json.loads((out / "train_report.json").read_text())["models"]["teacher"]
+    assert len(teacher["epochs"]) == 8 + 6 and teacher["epochs"][8] == first[0]
+    assert teacher["pseudo_labels"]["used"] == 60
