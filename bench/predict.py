@@ -24,6 +24,7 @@ from edgekd import manifest as mf
 from edgekd.errors import EdgekdError, OneLineParser, run_cli
 from edgekd.files import inside
 from edgekd.preprocess import Preprocessing, load_image
+from edgekd.stats import softmax
 
 FALLBACK = "student_tflite_int8"
 
@@ -58,12 +59,6 @@ def chosen(folder: Path, name: str | None = None) -> Deployable:
     path = mf.verify_file(folder, arts[name], name)
     return Deployable(name, path, why, tuple(manifest["dataset"]["labels"]),
                       Preprocessing.from_dict(manifest["preprocessing"]))
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 def predict(dep: Deployable, images: Sequence[Path], threads: int = 1) -> np.ndarray:

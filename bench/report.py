@@ -116,10 +116,13 @@ def _images_seen(dataset: dict) -> list[str]:
     seen = dataset.get("images_seen") or {}
     if not any(c.get("unlabeled") for c in seen.values()):
         return []
-    parts = [f"{role} {c['labeled']:,} labeled" + (
-        f" + {c['unlabeled']:,} unlabeled" + (" (pseudo-labeled)" if c.get("pseudo_labels")
-                                                else "") if c.get("unlabeled") else "")
-        for role, c in seen.items()]
+    def part(role: str, c: dict) -> str:
+        text = f"{role} {c['labeled']:,} labeled"
+        if c.get("unlabeled"):
+            text += f" + {c['unlabeled']:,} unlabeled" + (
+                " (pseudo-labeled)" if c.get("pseudo_labels") else "")
+        return text
+    parts = [part(role, c) for role, c in seen.items()]
     return [f"Training images: {'; '.join(parts)}.", ""]
 
 

@@ -22,7 +22,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from distill import store
+from distill.recipe import steps_per_epoch
 from distill.unlabeled import CHUNK
+from edgekd.stats import softmax
 
 STAGE = "teacher_labeled"  # the teacher on the labeled photos only, before pseudo-labels
 
@@ -47,9 +49,7 @@ def confident(teacher, x, threshold: float, accuracy_before: float) -> PseudoLab
     probability under `teacher` is at least `threshold`, with that class."""
     rows, labels = [], []
     for a in range(0, len(x), CHUNK):
-        logits = teacher.logits(store.take(x, np.arange(a, min(len(x), a + CHUNK))))
-        z = logits - logits.max(axis=-1, keepdims=True)
-        p = np.exp(z) / np.exp(z).sum(axis=-1, keepdims=True)
+        p = softmax(teacher.logits(store.take(x, np.arange(a, min(len(x), a + CHUNK)))))
         keep = np.flatnonzero(p.max(axis=-1) >= threshold)
         rows.append(a + keep)
         labels.append(p.argmax(axis=-1)[keep])
@@ -61,23 +61,15 @@ def confident(teacher, x, threshold: float, accuracy_before: float) -> PseudoLab
 def joined(x_labeled, y_labeled, x_unlabeled, pseudo: PseudoLabels, folder):
     """(images, labels): the labeled images, then the confident unlabeled ones
     with the teacher's classes."""
-    n, m = len(x_labeled), len(pseudo.rows)
-    x = store.empty(n + m, x_labeled.shape[1:], folder, "teacher_images.u8")
-    for a in range(0, n, CHUNK):
-        store.put(x, a, store.take(x_labeled, np.arange(a, min(n, a + CHUNK))))
-    for a in range(0, m, CHUNK):
-        store.put(x, n + a, store.take(x_unlabeled, pseudo.rows[a:a + CHUNK]))
+    x = store.stacked([x_labeled, store.subset(x_unlabeled, pseudo.rows)], folder,
+                      "teacher_images.u8", CHUNK)
     return x, np.concatenate([np.asarray(y_labeled, np.int64), pseudo.labels])
-
-
-def steps(n: int, batch_size: int) -> int:
-    return -(-n // batch_size)
 
 
 def phase(last, model, data, n_labeled: int, n_joined: int, batch_size: int, role: str):
     """The teacher's last stage `last` again, from its trained `model`, on
     `data`: as many optimizer steps as `last` took, at least one epoch."""
-    epochs = max(1, round(last.epochs * steps(n_labeled, batch_size)
-                          / steps(n_joined, batch_size)))
+    epochs = max(1, round(last.epochs * steps_per_epoch(n_labeled, batch_size)
+                          / steps_per_epoch(n_joined, batch_size)))
     return replace(last, role=role, make=lambda: model, epochs=epochs, data=data,
                    save_as=None, seed_offset=last.seed_offset + 1)

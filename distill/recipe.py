@@ -135,11 +135,14 @@ def make_optimizer(kind: str, lr: float, schedule: str, weight_decay: float,
     return keras.optimizers.Adam(rate, weight_decay=wd)
 
 
+def steps_per_epoch(n_train: int, batch_size: int) -> int:
+    return -(-n_train // batch_size)
+
+
 def student_epochs(epochs: int, min_steps: int, n_train: int, batch_size: int) -> int:
     """The student phases' epochs: `epochs`, or more when they would take fewer
     than `min_steps` optimizer steps over `n_train` images (a small data set)."""
-    steps = -(-n_train // batch_size)
-    return max(epochs, -(-min_steps // steps))
+    return max(epochs, -(-min_steps // steps_per_epoch(n_train, batch_size)))
 
 
 CHUNK = 4096  # images augmented and run through the teacher at a time

@@ -111,6 +111,18 @@ def put(array, start: int, block: np.ndarray) -> None:
         array[start:start + len(block)] = block
 
 
+def stacked(parts, folder: Path | None, name: str, block: int = 4096):
+    """The rows of `parts` (arrays or ImageStores of one row shape), one after
+    another, in a new array or store (`empty`), copied `block` rows at a time."""
+    out = empty(sum(len(p) for p in parts), parts[0].shape[1:], folder, name)
+    start = 0
+    for part in parts:
+        for a in range(0, len(part), block):
+            put(out, start + a, take(part, np.arange(a, min(len(part), a + block))))
+        start += len(part)
+    return out
+
+
 def take(array, idx) -> np.ndarray:
     """Rows of a numpy array or an ImageStore, as a numpy array."""
     return array[np.asarray(idx)]

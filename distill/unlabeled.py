@@ -146,10 +146,7 @@ def joined(x_labeled, y_labeled: np.ndarray, extra: Unlabeled | None, folder: Pa
     unlabeled ones labeled UNLABELED."""
     if extra is None:
         return x_labeled, y_labeled
-    n, m = len(x_labeled), len(extra.x)
-    x = store.empty(n + m, x_labeled.shape[1:], folder, "student_images.u8")
-    for src, start in ((x_labeled, 0), (extra.x, n)):
-        for a in range(0, len(src), CHUNK):
-            store.put(x, start + a, store.take(src, np.arange(a, min(len(src), a + CHUNK))))
-    y = np.concatenate([np.asarray(y_labeled, np.int64), np.full(m, UNLABELED, np.int64)])
+    x = store.stacked([x_labeled, extra.x], folder, "student_images.u8", CHUNK)
+    y = np.concatenate([np.asarray(y_labeled, np.int64),
+                        np.full(len(extra.x), UNLABELED, np.int64)])
     return x, y

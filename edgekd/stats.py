@@ -5,6 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Class probabilities of logits (last axis), without overflow."""
+    z = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
 def summarize(samples_ns) -> dict:
     """min, p50, p90, p99, mean, std (population) and N, in milliseconds."""
     a = np.asarray(samples_ns, dtype=np.float64) / 1e6

@@ -8,9 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bench.predict import chosen, deploy_summary, softmax
+from bench.predict import chosen, deploy_summary
 from edgekd.preprocess import Preprocessing
 from edgekd.runtime import open_runner
+from edgekd.stats import softmax
 from tests.conftest import run_cli
 
 
