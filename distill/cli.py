@@ -61,6 +61,9 @@ def parser() -> OneLineParser:
     p.add_argument("--pseudo-label-threshold", type=float, metavar="P", help="with --unlabeled "
                    "and a teacher trained here: fine-tune the teacher further on the unlabeled "
                    "photos it gives a probability >= P, its class as their label")
+    p.add_argument("--pseudo-label-rounds", type=int, metavar="N", help="with "
+                   "--pseudo-label-threshold: N rounds, each round's teacher labelling the "
+                   "unlabeled photos again (default 1)")
     p.add_argument("--student-macs", type=float, help="MACs budget per image (e.g. 10e6): "
                    "the widest edge_res_x<w>_s2 / _p<stride> student within it at the training size; "
                    "replaces --student-arch")

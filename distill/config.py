@@ -13,6 +13,7 @@ from edgekd.errors import EdgekdError
 from edgekd.preprocess import RESIZE_POLICIES
 
 LOSSES = ("kl", "mse", "kl-std", "dkd")  # the soft losses distill.loss implements
+MAX_PSEUDO_LABEL_ROUNDS = 10  # each round costs as much teacher training as the first
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,9 @@ class DistillConfig:
     # further on the labeled photos and the unlabeled ones it gives at least this
     # probability, its class as their label (distill.pseudo). None: off.
     pseudo_label_threshold: float | None = None
+    # Rounds of that: each round's teacher labels the unlabeled photos again
+    # (Xie et al. 2020 iterate Noisy Student), and trains as long as the first.
+    pseudo_label_rounds: int = 1
     # An image folder: the default training size's cap, and the test photos
     # decoded at most (train_subset caps the training photos decoded).
     max_image_side: int = 128
@@ -104,8 +108,14 @@ class DistillConfig:
         return FolderLimits(self.max_image_side, self.train_subset, self.max_test_images)
 
     def _check_pseudo_labels(self) -> None:
-        p = self.pseudo_label_threshold
+        p, n = self.pseudo_label_threshold, self.pseudo_label_rounds
+        if not 1 <= n <= MAX_PSEUDO_LABEL_ROUNDS:
+            raise EdgekdError(f"pseudo-label rounds must be in [1, {MAX_PSEUDO_LABEL_ROUNDS}], "
+                              f"got {n}")
         if p is None:
+            if n > 1:
+                raise EdgekdError("--pseudo-label-rounds repeats the pseudo-labels: add "
+                                  "--pseudo-label-threshold P")
             return
         if not 0.0 < p < 1.0:
             raise EdgekdError(f"pseudo-label threshold must be in (0, 1) (a probability), got {p}")

@@ -27,6 +27,11 @@ from distill.unlabeled import CHUNK
 from edgekd.stats import softmax
 
 STAGE = "teacher_labeled"  # the teacher on the labeled photos only, before pseudo-labels
+ROUND = "teacher_round"  # the teacher after round r of several (--pseudo-label-rounds)
+
+
+def round_stage(r: int) -> str:
+    return f"{ROUND}{r}"
 
 
 @dataclass(frozen=True)
@@ -58,11 +63,20 @@ def confident(teacher, x, threshold: float, accuracy_before: float) -> PseudoLab
                         accuracy_before)
 
 
-def joined(x_labeled, y_labeled, x_unlabeled, pseudo: PseudoLabels, folder):
+def record(rounds: list[PseudoLabels], num_classes: int) -> dict:
+    """The run's record: the last round's photos (what the final teacher
+    learnt), the teacher's accuracy before any pseudo-label, and each round's."""
+    return {**rounds[-1].record(num_classes),
+            "teacher_accuracy_before": round(rounds[0].accuracy_before, 4),
+            "rounds": [r.record(num_classes) for r in rounds]}
+
+
+def joined(x_labeled, y_labeled, x_unlabeled, pseudo: PseudoLabels, folder,
+           name: str = "teacher_images.u8"):
     """(images, labels): the labeled images, then the confident unlabeled ones
     with the teacher's classes."""
-    x = store.stacked([x_labeled, store.subset(x_unlabeled, pseudo.rows)], folder,
-                      "teacher_images.u8", CHUNK)
+    x = store.stacked([x_labeled, store.subset(x_unlabeled, pseudo.rows)], folder, name,
+                      CHUNK)
     return x, np.concatenate([np.asarray(y_labeled, np.int64), pseudo.labels])
 
 
@@ -72,4 +86,9 @@ def phase(last, model, data, n_labeled: int, n_joined: int, batch_size: int, rol
     epochs = max(1, round(last.epochs * steps_per_epoch(n_labeled, batch_size)
                           / steps_per_epoch(n_joined, batch_size)))
     return replace(last, role=role, make=lambda: model, epochs=epochs, data=data,
-                   save_as=None, seed_offset=last.seed_offset + 1)
+                   save_as=None, seed_offset=last.seed_offset + 1 + _round(role))
+
+
+def _round(role: str) -> int:
+    """Round r's seed offset: each round shuffles and augments afresh."""
+    return int(role[len(ROUND):]) if role.startswith(ROUND) else 0

@@ -327,8 +327,9 @@ def _write(work: Path, ds: DataSet, teacher, x_calib, report: dict) -> None:
     write_text(work / "labels.txt", "\n".join(ds.labels) + "\n")
     write_json(work / "preprocessing.json", report["preprocessing"])
     _stamp_contracts(work, ds, report)
-    for stage in teaching.STAGE_FILES:  # a trained teacher's earlier stages
-        (work / stage).unlink(missing_ok=True)
+    for pattern in teaching.STAGE_FILES:  # a trained teacher's earlier stages
+        for stage in work.glob(pattern):
+            stage.unlink()
     shutil.rmtree(work / "_checkpoints", ignore_errors=True)
     train_report.validate(report)
     write_json(work / "train_report.json", report)  # last: marks the folder complete

@@ -76,27 +76,42 @@ def _fine_tuned(session: Session, role: str):
 
 def _pseudo_labeled(session: Session, last: Phase, model, extra, info: dict):
     """The teacher trained on the labeled photos, fine-tuned on them and the
-    unlabeled ones it gives at least the threshold (distill.pseudo)."""
+    unlabeled ones it gives at least the threshold (distill.pseudo), once per
+    round, each round's teacher labelling the photos again."""
+    n = session.cfg.pseudo_label_rounds
+    rounds, log = [], list(info["epochs"])
+    for r in range(1, n + 1):
+        role = TEACHER if r == n else pseudo.round_stage(r)
+        model, labels, more = _pseudo_round(session, last, model, extra, role)
+        rounds.append(labels)
+        log += more
+        if not len(labels.rows):
+            print("[distill] no unlabeled photo reaches the threshold: the teacher stays as it is",
+                  flush=True)
+            break
+    return model, {**info, "epochs": log,
+                   "pseudo_labels": pseudo.record(rounds, len(session.ds.labels))}
+
+
+def _pseudo_round(session: Session, last: Phase, model, extra, role: str):
+    """(the teacher after one round, the labels it learnt, its epoch log)."""
     cfg, ds, pre = session.cfg, session.ds, session.ds.preprocessing
     before = accuracy(model, ds.x_test, ds.y_test, pre)
     labels = pseudo.confident(teachers.from_keras(model, pre, "labeled"), extra.x,
                               cfg.pseudo_label_threshold, before)
-    record = labels.record(len(ds.labels))
-    info = {**info, "pseudo_labels": record}
     print(f"[distill] pseudo-labels: {len(labels.rows)} of {labels.of} unlabeled photos at "
-          f"p >= {cfg.pseudo_label_threshold} (teacher on the labeled ones: {before:.2%})",
+          f"p >= {cfg.pseudo_label_threshold} (the teacher labelling them: {before:.2%})",
           flush=True)
     if not len(labels.rows):
-        print("[distill] no unlabeled photo reaches the threshold: the teacher stays as it is",
-              flush=True)
-        return model, info
+        return model, labels, []
     x_tr, y_tr = session.data.labeled
-    x, y = pseudo.joined(x_tr, y_tr, extra.x, labels, ds.store_dir)
+    x, y = pseudo.joined(x_tr, y_tr, extra.x, labels, ds.store_dir, f"{role}_images.u8")
     batches = make_dataset(x, y, pre, cfg.batch_size, True, cfg.seed, cfg.augment)
     data = shard_by_data(soft_targets(batches, len(ds.labels), cfg.label_smoothing, cfg.mixup))
-    model, log = session.train(pseudo.phase(last, model, data, len(x_tr), len(x),
-                                            cfg.batch_size, TEACHER))
-    return model, {**info, "epochs": info["epochs"] + log}
+    model, log = session.train(_stage(pseudo.phase(last, model, data, len(x_tr), len(x),
+                                                   cfg.batch_size, role)))
+    return model, labels, log
 
 
-STAGE_FILES = ("teacher_head.keras", f"{pseudo.STAGE}.keras")  # no role: not in the artifacts
+# a trained teacher's earlier stages: no role, not in the artifacts
+STAGE_FILES = ("teacher_head.keras", f"{pseudo.STAGE}.keras", f"{pseudo.ROUND}*.keras")

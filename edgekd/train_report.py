@@ -14,6 +14,8 @@ from edgekd.roles import ROLES
 NAME = "train_report.json"
 _NUM = {"type": "number"}
 _SECONDS = {"type": ["number", "null"]}
+_PSEUDO_ROUND = {"threshold": _NUM, "used": {"type": "integer"}, "of": {"type": "integer"},
+                 "per_class": {"type": "array"}, "teacher_accuracy_before": _NUM}
 
 _MODEL = {
     "type": "object",
@@ -34,11 +36,11 @@ _MODEL = {
         "combine": {"type": "string"},  # an ensemble's rule
         "members": {"type": "array", "items": {"type": "object"}},  # each member's record
         # a teacher fine-tuned on pseudo-labels too (distill.pseudo.PseudoLabels.record)
+        # (distill.pseudo.record: the last round's photos, and each round's)
         "pseudo_labels": {"type": "object", "required": ["threshold", "used", "of"],
-                          "properties": {"threshold": _NUM, "used": {"type": "integer"},
-                                         "of": {"type": "integer"},
-                                         "per_class": {"type": "array"},
-                                         "teacher_accuracy_before": _NUM}},
+                          "properties": {**_PSEUDO_ROUND, "rounds": {
+                              "type": "array", "items": {"type": "object",
+                                                         "properties": _PSEUDO_ROUND}}}},
         "epochs": {"type": "array", "items": {
             "type": "object", "required": ["epoch", "seconds"],
             "properties": {"epoch": {"type": "integer"}, "seconds": _NUM}}},

@@ -85,8 +85,28 @@ def test_the_pseudo_phase_takes_as_many_steps_as_the_last_stage(last_epochs, n_l
     assert (ph.lr, ph.schedule, ph.optimizer, ph.weight_decay) == (3e-4, "onecycle", "adam", 0.0)
 
 
+def test_record_of_rounds_gives_the_last_rounds_photos_and_the_first_accuracy():
+    first = pseudo.PseudoLabels(np.array([0, 3]), np.array([1, 1]), 0.9, 6, 0.5)
+    second = pseudo.PseudoLabels(np.array([0, 2, 3, 5]), np.array([1, 0, 1, 1]), 0.9, 6, 0.75)
+    got = pseudo.record([first, second], 2)
+    assert (got["used"], got["of"], got["per_class"]) == (4, 6, [1, 3])
+    assert got["teacher_accuracy_before"] == 0.5  # before any pseudo-label
+    assert [r["used"] for r in got["rounds"]] == [2, 4]
+    assert [r["teacher_accuracy_before"] for r in got["rounds"]] == [0.5, 0.75]
+
+
+def test_each_round_shuffles_and_augments_afresh():
+    last = Phase("teacher_labeled", lambda: None, False, 10, 3e-4, seed_offset=0)
+    offsets = {pseudo.phase(last, None, None, 10, 20, 5, role).seed_offset
+               for role in ("teacher", pseudo.round_stage(1), pseudo.round_stage(2))}
+    assert len(offsets) == 3
+
+
 @pytest.mark.parametrize("flags,msg", [
     (["--pseudo-label-threshold", "0.9"], "add --unlabeled DIR"),
+    (["--pseudo-label-rounds", "2", "--unlabeled", "U"], "add --pseudo-label-threshold P"),
+    (["--pseudo-label-threshold", "0.9", "--pseudo-label-rounds", "0", "--unlabeled", "U"],
+     "pseudo-label rounds must be in [1, 10], got 0"),
     (["--pseudo-label-threshold", "1.5", "--unlabeled", "U"], "must be in (0, 1)"),
     (["--pseudo-label-threshold", "0.9", "--unlabeled", "U", "--teacher", "T.keras"],
      "a supplied --teacher is used as it is"),
@@ -140,6 +160,37 @@ def test_run_with_pseudo_labels_records_them(tmp_path):
     assert _images_seen({"images_seen": report["images_seen"]})[0].startswith(
         "Training images: teacher 200 labeled + 60 unlabeled (pseudo-labeled); student 200 "
         "labeled + 60 unlabeled")
+
+
+def test_two_rounds_relabel_with_the_first_rounds_teacher(tmp_path, monkeypatch):
+    from distill.config import resolve
+    from distill.run import run
+    data = small_npz(tmp_path / "d.npz", n_train=200, n_test=60, shape=(16, 16, 3))
+    _unlabeled_like(data, tmp_path / "camera", 30)
+    seen, real = [], pseudo.confident
+
+    def spy(teacher, x, threshold, before):
+        seen.append(teacher.logits(x[:4]))
+        got = real(teacher, x, threshold, before)  # 0.05: every photo, round 1; then 10 of them
+        return got if len(seen) == 1 else pseudo.PseudoLabels(
+            got.rows[:10], got.labels[:10], threshold, got.of, before)
+    monkeypatch.setattr(pseudo, "confident", spy)
+    cfg = resolve("quick", data=str(data), teacher_arch="tiny_teacher",
+                  student_arch="tiny_student", epochs=1, teacher_epochs=2, batch_size=32,
+                  scratch=False, unlabeled=(str(tmp_path / "camera"),),
+                  pseudo_label_threshold=0.05, pseudo_label_rounds=2)
+    out = tmp_path / "art"
+    report = run(cfg, out, verbose=0)
+    assert len(seen) == 2 and not np.allclose(seen[0], seen[1])  # a teacher trained between
+    teacher = report["models"]["teacher"]
+    record = teacher["pseudo_labels"]
+    assert [r["used"] for r in record["rounds"]] == [30, 10] and record["used"] == 10
+    # 2 epochs of 7 steps on the labeled photos; each round 14 steps: over 230, 2 epochs;
+    # over 210, 2 epochs
+    assert len(teacher["epochs"]) == 2 + 2 + 2
+    assert report["images_seen"]["teacher"] == {"labeled": 200, "unlabeled": 10,
+                                                "pseudo_labels": True}
+    assert not list(out.glob("teacher_round*")) and (out / "teacher.keras").is_file()
 
 
 def test_no_confident_photo_keeps_the_labeled_teacher(tmp_path, monkeypatch):
