@@ -13,6 +13,9 @@ the preset's augmentation: the augmented view must agree with a label the
 teacher gave to the clean photo, the "noise" that makes self-training more
 than copying. The students then learn from that teacher. The unlabeled photos
 below P teach the students only, through the teacher's outputs, as without P.
+With `--pseudo-label-rounds N` the teacher so fine-tuned labels the photos
+again and is fine-tuned again, N times (Noisy Student's iterations): a better
+teacher is sure of more photos and right about more of them.
 """
 
 from __future__ import annotations
