@@ -60,7 +60,8 @@ def parser() -> OneLineParser:
                    "outputs on them (the teacher never trains on them)")
     p.add_argument("--pseudo-label-threshold", type=float, metavar="P", help="with --unlabeled "
                    "and a teacher trained here: fine-tune the teacher further on the unlabeled "
-                   "photos it gives a probability >= P, its class as their label")
+                   "photos it gives a probability >= P, its class as their label (default "
+                   "preset: 0.95; 0 turns it off)")
     p.add_argument("--pseudo-label-rounds", type=int, metavar="N", help="with "
                    "--pseudo-label-threshold: N rounds, each round's teacher labelling the "
                    "unlabeled photos again (default 1)")

@@ -102,6 +102,21 @@ def test_each_round_shuffles_and_augments_afresh():
     assert len(offsets) == 3
 
 
+@pytest.mark.parametrize("preset,given,want", [
+    ("default", {}, 0.95),                                # the default preset's
+    ("default", {"pseudo_label_threshold": 0.8}, 0.8),    # a threshold given wins
+    ("default", {"pseudo_label_threshold": 0.0}, None),   # 0: off
+    ("default", {"teacher_path": "t.keras"}, None),       # a supplied teacher trains no more
+    ("default", {"unlabeled": None}, None),               # nothing to label
+    ("latency", {}, 0.95),                                # the default's recipe
+    ("quick", {}, None),                                  # smoke runs stay short
+])
+def test_pseudo_labels_by_default_where_a_teacher_trains_here(preset, given, want):
+    from distill.config import resolve
+    args = {"data": "d.npz", "unlabeled": ("camera",), **given}
+    assert resolve(preset, **args).pseudo_label_threshold == want
+
+
 @pytest.mark.parametrize("flags,msg", [
     (["--pseudo-label-threshold", "0.9"], "add --unlabeled DIR"),
     (["--pseudo-label-rounds", "2", "--unlabeled", "U"], "add --pseudo-label-threshold P"),
