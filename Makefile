@@ -4,7 +4,7 @@
 # FORMATS (subset of the format table), THREADS, TARGET (remote board), IMAGE_SIZE
 # (training size; default: the data's median shorter side, at most 128), UNLABELED
 # (folders of unlabeled photos, space-separated: the student also learns the
-# teacher's outputs on them).
+# teacher's outputs on them, and a teacher trained here their pseudo-labels).
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
