@@ -19,7 +19,8 @@ teacher, and Sign Language Digits' comes from a teacher-only run before it
 the test photos.
 Run 3: the teacher trained again on the labeled photos, then fine-tuned
 on them and the unlabeled ones it is sure of (`--pseudo-label-threshold
-0.95`; a teacher-only run), and run 2 again with that teacher.
+0.95`; a teacher-only run), and run 2 again with that teacher; then the same
+with more rounds (`--pseudo-label-rounds`, ROUNDS).
 """
 
 from __future__ import annotations
@@ -220,7 +221,9 @@ def main(argv=None) -> int:
         "the preset's 40, for want of time. With pseudo-labels (`--pseudo-label-threshold "
         f"{PSEUDO}`) the teacher is trained again: on the labeled photos, then on them and the "
         "unlabeled ones it gives at least that probability, its class as their label; its "
-        "minutes include that teacher's run. Float top-1 on the test photos; one seed per row. "
+        "minutes include that teacher's run. With `--pseudo-label-rounds N` that teacher labels "
+        "the unlabeled photos again, N times, and is fine-tuned again each time. Float top-1 on "
+        "the test photos; one seed per row. "
         + machine_line(), "",
         "| data | labeled | unlabeled | teacher | distilled student | student alone | "
         "student epochs | minutes |", "|---|---:|---|---:|---:|---:|---:|---:|", *rows, ""])

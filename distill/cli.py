@@ -57,7 +57,8 @@ def parser() -> OneLineParser:
     p.add_argument("--train-subset", type=int, help="use only N training images")
     p.add_argument("--unlabeled", action="append", metavar="DIR", help="a folder of unlabeled "
                    "photos (any depth; repeatable): the student also learns the teacher's "
-                   "outputs on them (the teacher never trains on them)")
+                   "outputs on them (a teacher trained here, their pseudo-labels: "
+                   "--pseudo-label-threshold)")
     p.add_argument("--pseudo-label-threshold", type=float, metavar="P", help="with --unlabeled "
                    "and a teacher trained here: fine-tune the teacher further on the unlabeled "
                    "photos it gives a probability >= P, its class as their label (default "

@@ -63,7 +63,8 @@ class DistillConfig:
     loss: str = "kl"  # kl: Hinton's softened KL at T; mse: matching logits (its T -> inf limit)
     train_subset: int | None = None  # first N shuffled training images (smoke runs)
     # Folders of unlabeled photos (distill.unlabeled): the distilled phases also
-    # learn the teacher's outputs on them; the teacher and the scratch baseline don't.
+    # learn the teacher's outputs on them; the scratch baseline doesn't, and the
+    # teacher only through its pseudo-labels.
     unlabeled: tuple[str, ...] = ()
     # With unlabeled photos and a teacher trained here: the teacher is fine-tuned
     # further on the labeled photos and the unlabeled ones it gives at least this

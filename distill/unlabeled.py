@@ -1,7 +1,9 @@
 """Unlabeled photos (`--unlabeled DIR`): the transfer set of Hinton's
 distillation. They need no labels: the teacher's cached outputs are their
 only target (the hard-label term is absent for them, distill.loss), they
-join the distilled student phases only, and the teacher never trains on them.
+join the distilled student phases, and the teacher learns them only through
+its own confident predictions (pseudo-labels, distill.pseudo), never their
+labels (they have none).
 
 A folder is walked at any depth (folder names mean nothing: a class-named
 subfolder gives no label), symlinks followed once (a loop is walked once),
