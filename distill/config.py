@@ -302,8 +302,10 @@ def resolve(preset: str, **overrides) -> DistillConfig:
         given.setdefault("min_steps", 0)
     if "teacher_epochs" in given:
         given.setdefault("teacher_min_steps", 0)
-    threshold = given.pop("pseudo_label_threshold", None)
+    pseudo = {k: given.pop(k) for k in ("pseudo_label_threshold", "pseudo_label_rounds")
+              if k in given}  # checked together, once the preset's default applies
     cfg = replace(PRESETS[preset], **given)
+    threshold = pseudo.get("pseudo_label_threshold")
     if threshold is None and cfg.unlabeled and not cfg.teachers:
         threshold = cfg.pseudo_label_default
-    return replace(cfg, pseudo_label_threshold=threshold or None)  # 0: off
+    return replace(cfg, **{**pseudo, "pseudo_label_threshold": threshold or None})  # 0: off

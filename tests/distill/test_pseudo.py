@@ -106,6 +106,7 @@ def test_each_round_shuffles_and_augments_afresh():
     ("default", {}, 0.95),                                # the default preset's
     ("default", {"pseudo_label_threshold": 0.8}, 0.8),    # a threshold given wins
     ("default", {"pseudo_label_threshold": 0.0}, None),   # 0: off
+    ("default", {"pseudo_label_rounds": 2}, 0.95),        # rounds of the default threshold
     ("default", {"teacher_path": "t.keras"}, None),       # a supplied teacher trains no more
     ("default", {"unlabeled": None}, None),               # nothing to label
     ("latency", {}, 0.95),                                # the default's recipe
@@ -119,7 +120,8 @@ def test_pseudo_labels_by_default_where_a_teacher_trains_here(preset, given, wan
 
 @pytest.mark.parametrize("flags,msg", [
     (["--pseudo-label-threshold", "0.9"], "add --unlabeled DIR"),
-    (["--pseudo-label-rounds", "2", "--unlabeled", "U"], "add --pseudo-label-threshold P"),
+    (["--preset", "quick", "--pseudo-label-rounds", "2", "--unlabeled", "U"],  # no default P
+     "add --pseudo-label-threshold P"),
     (["--pseudo-label-threshold", "0.9", "--pseudo-label-rounds", "0", "--unlabeled", "U"],
      "pseudo-label rounds must be in [1, 10], got 0"),
     (["--pseudo-label-threshold", "1.5", "--unlabeled", "U"], "must be in (0, 1)"),
