@@ -65,10 +65,13 @@ def start(tmp: Path, bin_dir: Path | None = None) -> FakeBoard:
     (tmp / "ssh_config").write_text(
         f"Host 127.0.0.1\n  IdentityFile {tmp / 'client'}\n  IdentitiesOnly yes\n"
         f"  UserKnownHostsFile {tmp / 'known_hosts'}\n  StrictHostKeyChecking yes\n")
-    deadline = time.time() + 10
-    while time.time() < deadline:
+    # a deadline, not a speed bound: a busy machine may take long to start sshd
+    deadline = time.monotonic() + 120
+    while True:
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
                 break
+        assert proc.poll() is None and time.monotonic() < deadline, \
+            f"sshd did not listen on port {port}: {(tmp / 'sshd.log').read_text()[-2000:]}"
         time.sleep(0.05)
     return FakeBoard(port, tmp / "ssh_config", proc.pid, f"ssh://root@127.0.0.1:{port}")
