@@ -18,12 +18,11 @@ import sys
 import tarfile
 from pathlib import Path
 
-from benchmarks.saved import ROOT, publish
+from benchmarks.saved import MOBILENET_WEIGHTS, SHARED, publish
 from benchmarks.stage import run_stage
 from distill.config import LOSSES
 from edgekd.environment import machine, versions
 
-SHARED = ROOT.parent / "shared" / "data"
 COMMON = ("--image-size", "64", "--student-macs", "10e6", "--train-subset", "186", "--quiet")
 
 
@@ -55,7 +54,7 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     data = unpack(a.work)
     base = _run(a.work / "teacher", "--data", str(data), "--teacher-arch", "mobilenet",
-                "--teacher-weights", str(SHARED / "pretrained" / "mobilenet_1_0_224_tf_no_top.h5"))
+                "--teacher-weights", str(MOBILENET_WEIGHTS))
     teacher = a.work / "teacher" / "teacher.keras"
     rows = []
     for loss in LOSSES:

@@ -19,11 +19,10 @@ import sys
 from pathlib import Path
 
 from benchmarks.photo_memory import generate
-from benchmarks.saved import ROOT, publish
+from benchmarks.saved import MOBILENET_WEIGHTS, publish
 from benchmarks.stage import Stage, run_once
 from edgekd.environment import machine, versions
 
-WEIGHTS = ROOT.parent / "shared" / "data" / "pretrained" / "mobilenet_1_0_224_tf_no_top.h5"
 SIZES = (96, 128)
 GOAL_GIB = 4.0
 
@@ -31,7 +30,7 @@ GOAL_GIB = 4.0
 def _distill(photos: Path, out: Path, size: int) -> Stage:
     """The measured run, or its record when it finished before."""
     return run_once(out, "-m", "distill", "--data", str(photos), "--image-size", str(size),
-                    "--teacher-arch", "mobilenet", "--teacher-weights", str(WEIGHTS),
+                    "--teacher-arch", "mobilenet", "--teacher-weights", str(MOBILENET_WEIGHTS),
                     "--student-macs", "10e6", "--teacher-epochs", "2", "--epochs", "1",
                     "--out", str(out), "--quiet")
 

@@ -19,8 +19,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from benchmarks.loss_variants import SHARED
-from benchmarks.saved import machine_line, publish
+from benchmarks.saved import SHARED, machine_line, publish
 from benchmarks.unlabeled import _run, labeled_run, teacher_file
 
 WEIGHTS = SHARED / "pretrained"

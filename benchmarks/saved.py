@@ -10,6 +10,8 @@ from edgekd import train_report
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 DOCS = ROOT / "docs" / "results"
+SHARED = ROOT.parent / "shared" / "data"  # the data sets and weights beside the checkout
+MOBILENET_WEIGHTS = SHARED / "pretrained" / "mobilenet_1_0_224_tf_no_top.h5"  # the teachers'
 
 
 def load(name: str) -> dict:

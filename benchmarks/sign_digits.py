@@ -22,10 +22,9 @@ import tarfile
 import time
 from pathlib import Path
 
-from benchmarks.saved import ROOT, publish
+from benchmarks.saved import MOBILENET_WEIGHTS, ROOT, SHARED, publish
 from edgekd.environment import machine, versions
 
-SHARED = ROOT.parent / "shared" / "data"
 RUNS = (("scratch_teacher", ["--scratch"]),
         # XLA makes depthwise convolutions ~8x slower on CPU (docs/results/zoo_throughput.md)
         ("pretrained_teacher", ["--no-scratch", "--teacher-arch", "mobilenet", "--no-jit-compile"]))
@@ -108,7 +107,7 @@ def data_arguments(p: argparse.ArgumentParser) -> None:
     """--tar and --weights: the photo set and the pretrained teacher's weights."""
     p.add_argument("--tar", type=Path, default=SHARED / "sign-digits.tar.gz")
     p.add_argument("--weights", type=Path,
-                   default=SHARED / "pretrained" / "mobilenet_1_0_224_tf_no_top.h5")
+                   default=MOBILENET_WEIGHTS)
 
 
 def main(argv=None) -> int:

@@ -35,15 +35,14 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.loss_variants import SHARED, unpack
-from benchmarks.saved import machine_line, publish
+from benchmarks.loss_variants import unpack
+from benchmarks.saved import MOBILENET_WEIGHTS, SHARED, machine_line, publish
 from benchmarks.stage import run_stage
 
 # Flags of run 2 only: on CIFAR-10, 10 epochs over the 50,000 images (3,910 steps, 2.4x run 1's
 # 1,600), not the preset's 40: what one session's 2 cores had left for it.
 RUN2 = {"sign_digits": (), "cifar10": ("--epochs", "10")}
-MOBILENET = ("--teacher-arch", "mobilenet", "--teacher-weights",
-             str(SHARED / "pretrained" / "mobilenet_1_0_224_tf_no_top.h5"))
+MOBILENET = ("--teacher-arch", "mobilenet", "--teacher-weights", str(MOBILENET_WEIGHTS))
 SETS = {  # name -> (labeled training photos, flags of both runs)
     "sign_digits": (186, ("--image-size", "64", *MOBILENET)),
     "cifar10": (5000, ()),
@@ -99,6 +98,10 @@ def _source(work: Path, name: str) -> tuple[Path, bool]:
         with tarfile.open(SHARED / "cifar10-jpeg.tar.gz") as tar:
             tar.extractall(work, filter="data")
     return data, True
+
+
+def pct(model: dict) -> str:
+    return f"{100 * model['accuracy']:.2f} %"
 
 
 def _run(out: Path, *args: str) -> dict:
@@ -168,9 +171,9 @@ def pseudo_run(work: Path, name: str, rounds: int = 1) -> tuple[dict, dict]:
 
 
 # CIFAR-10 with the pretrained teacher the unlabeled goal allows: ImageNet MobileNet fine-tuned on
-# the 5,000 labeled images (upsampled to 128 px, distill.pretrained). It infers at about 67 images/s
+# the 5,000 labeled images (upsampled to 128 px, distill.pretrained). It infers at about 95 images/s
 # on 2 cores, so its fine-tune is 12 epochs (4 head, 8 whole net), not the preset's 18, and the
-# students cache fewer views: 1 and its mirror of the 50,000 (100,000 teacher passes, about 25
+# students cache fewer views: 1 and its mirror of the 50,000 (100,000 teacher passes, about 18
 # minutes), 5 and their mirrors of the 5,000 (the labeled-only student's 40 epochs need more).
 PRETRAINED = {"cifar10": (("--teacher-epochs", "12"), ("--teacher-cache-views", "1"),
                           ("--teacher-cache-views", "5"))}
@@ -200,7 +203,6 @@ def _pretrained_rows(work: Path, name: str, n_unlabeled: int) -> list[str]:
                 str(folders / "unlabeled"), *RUN2[name], *unl_flags)
     alone = _run(work / f"{name}_mobilenet_labeled", *data, *given, *labeled_flags)
     t = trained["models"]["teacher"]
-    pct = lambda m: f"{100 * m['accuracy']:.2f} %"  # noqa: E731
     minutes = lambda r: f"{(r['seconds'] + trained['seconds']) / 60:.1f}"  # noqa: E731
     what = "ImageNet MobileNet fine-tuned on the labeled images"
     return [
@@ -240,7 +242,6 @@ def measure(work: Path, name: str) -> str:
     t, s, sc = (alone["models"][r] for r in ("teacher", "student", "student_scratch"))
     u = more["models"]["student"]
     seen = more["dataset"]["unlabeled"]
-    pct = lambda m: f"{100 * m['accuracy']:.2f} %"  # noqa: E731
     full, page = ALL_LABELS[name]
     return "\n".join([
         f"| {name} | {alone['dataset']['n_train']:,} | 0 | {pct(t)} | {pct(s)} | {pct(sc)} | "
