@@ -110,6 +110,12 @@ def parser() -> OneLineParser:
     p.add_argument("--teacher-cache-mirror", action=argparse.BooleanOptionalAction, default=None,
                    help="also cache each view mirrored, with the teacher's logits averaged "
                    "over the pair (flip test-time augmentation; twice the cache time)")
+    p.add_argument("--teacher-cache-mix", type=int, help="M more cached copies per image, each "
+                   "blended with another image, the teacher's logits on the blend and no hard "
+                   "label (function matching)")
+    p.add_argument("--class-sampling", help="uniform | sqrt | balanced: how often each class's "
+                   "cached views are drawn (sqrt, balanced: small classes of an unbalanced folder "
+                   "more often; no gain measured, docs/results/gap_levers.md)")
     p.add_argument("--label-smoothing", type=float, help="epsilon for the hard-label targets")
     p.add_argument("--mixup", type=float, help="mixup's Beta concentration (0: off); cached "
                    "teacher targets are mixed like the labels")

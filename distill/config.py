@@ -12,6 +12,7 @@ from distill import budget, students
 from edgekd.errors import EdgekdError
 from edgekd.preprocess import RESIZE_POLICIES
 
+SAMPLING = ("uniform", "sqrt", "balanced")  # recipe.class_weights' policies
 LOSSES = ("kl", "mse", "kl-std", "dkd")  # the soft losses distill.loss implements
 # FixMatch's confidence threshold (Sohn et al. 2020): the pseudo-labels it keeps were
 # 97-99 % right on Sign Language Digits and CIFAR-10 (docs/history.md)
@@ -97,6 +98,8 @@ class DistillConfig:
     augment: bool = False  # random padded crops (recipe.crop_pad) and flips
     teacher_cache_views: int = 0  # > 0: V cached augmented views with teacher logits
     teacher_cache_mirror: bool = False  # also cache each view mirrored; logits averaged
+    teacher_cache_mix: int = 0  # M more cached copies per image, each blended with another
+    class_sampling: str = "uniform"  # uniform | sqrt | balanced: draws of the cached views
     # Soft hard-label targets (recipe.soft_targets), for every phase that trains:
     label_smoothing: float = 0.0  # epsilon: one-hot targets become (1 - eps) y + eps / K
     mixup: float = 0.0  # > 0: mixup (Zhang et al. 2018), lambda ~ Beta(mixup, mixup) per batch
@@ -203,6 +206,18 @@ class DistillConfig:
             raise EdgekdError(f"mixup must be >= 0 (the Beta concentration; 0: off), "
                               f"got {self.mixup}")
         self._check_pseudo_labels()
+        if self.teacher_cache_mix < 0:
+            raise EdgekdError(f"teacher cache mix must be >= 0 (blended copies per image), "
+                              f"got {self.teacher_cache_mix}")
+        if self.class_sampling not in SAMPLING:
+            raise EdgekdError(f"class sampling must be {', '.join(SAMPLING)}, "
+                              f"got {self.class_sampling!r}")
+        if self.class_sampling != "uniform" and not self.teacher_cache_views:
+            raise EdgekdError("class sampling draws from the cached views: add "
+                              "--teacher-cache-views N (N >= 1)")
+        if self.teacher_cache_mix and not self.teacher_cache_views:
+            raise EdgekdError("teacher cache mix needs cached views: add "
+                              "--teacher-cache-views N (N >= 1)")
         if self.teacher_cache_mirror and not self.teacher_cache_views:
             raise EdgekdError("teacher cache mirror needs cached views: add "
                               "--teacher-cache-views N (N >= 1)")

@@ -22,7 +22,7 @@ from distill.config import DistillConfig
 from distill.data import DataSet
 from distill.distribute import save_model, shard_by_data
 from distill.loss import DistillationLoss
-from distill.recipe import cache_views, make_optimizer, plan_views, soft_targets
+from distill.recipe import CachePlan, cache_views, class_weights, make_optimizer, plan_views, soft_targets
 from distill.tfenv import keras, tf
 from distill.train import Distiller, compile_classifier, make_dataset, run_phase
 from distill.unlabeled import Unlabeled, joined
@@ -68,25 +68,27 @@ class StudentData:
         self._views, self.cache_seconds, self.cache_copies = None, None, None
         self._batches: dict = {}  # patch stride -> the cached views' batches
 
-    def views(self) -> int:
-        """Cached views per image: the config's (as many as the phases and the
-        cache limit can use, recipe.plan_views), or 1 for a teacher that the
-        training step cannot call (not a tf_keras model on the data's input)."""
+    def views(self) -> CachePlan:
+        """Cached views (and blended copies) per image: the config's (as many
+        as the phases and the cache limit can use, recipe.plan_views), or 1 view
+        for a teacher that the training step cannot call (not a tf_keras model
+        on the data's input)."""
         cfg = self.cfg
         if cfg.teacher_cache_views and cfg.augment:
             plan = plan_views(cfg.teacher_cache_views, cfg.teacher_cache_mirror,
                               max(cfg.epochs, cfg.qat_epochs), len(self.x),
-                              int(np.prod(self.x.shape[1:])))
+                              int(np.prod(self.x.shape[1:])), cfg.teacher_cache_mix)
             if plan.reason:
-                print(f"[distill] teacher cache: {plan.views} views, not "
-                      f"{cfg.teacher_cache_views}: {plan.reason}", flush=True)
-            return plan.views
+                print(f"[distill] teacher cache: {plan.views} views, {plan.mixed} blended, not "
+                      f"{cfg.teacher_cache_views} and {cfg.teacher_cache_mix}: {plan.reason}",
+                      flush=True)
+            return plan
         if cfg.teacher_cache_views or self.teacher.keras_model is not None:
-            return cfg.teacher_cache_views
+            return CachePlan(cfg.teacher_cache_views, "", cfg.teacher_cache_mix)
         print(f"[distill] the teacher ({self.teacher.kind}) runs outside TensorFlow's training "
               "step: its logits are cached, 1 view per image (--teacher-cache-views N for "
               "more)", flush=True)
-        return 1
+        return CachePlan(1, "")
 
     @property
     def cached(self) -> bool:
@@ -112,12 +114,14 @@ class StudentData:
         the teacher runs in the training step, `plain`."""
         cfg = self.cfg
         if self._views is None:
-            views = self.views()
+            plan = self.views()
+            views = plan.views
             if not views:
                 return self._plain_all()
             t0 = time.perf_counter()
             self._views = cache_views(self.x, self.y, self.teacher, self.pre, views, cfg.seed,
-                                      cfg.augment, cfg.teacher_cache_mirror, self.store_dir)
+                                      cfg.augment, cfg.teacher_cache_mirror, self.store_dir,
+                                      plan.mixed)
             self.cache_seconds = round(time.perf_counter() - t0, 2)
             self.cache_copies = self._views.copies
             mirrored = " (and their mirrors)" if cfg.teacher_cache_mirror else ""
@@ -125,7 +129,9 @@ class StudentData:
                   f"{mirrored} in {self.cache_seconds} s", flush=True)
         if patch not in self._batches:
             self._batches[patch] = shard_by_data(soft_targets(
-                self._views.dataset(cfg.batch_size, cfg.seed, patch), self.teacher.classes,
+                self._views.dataset(cfg.batch_size, cfg.seed, patch,
+                                    class_weights(self.y, cfg.class_sampling)),
+                self.teacher.classes,
                 cfg.label_smoothing, cfg.mixup, cfg.temperature))
         return self._batches[patch]
 

@@ -10,6 +10,13 @@ with the stored logits. The inputs then repeat exactly, so the reuse is exact.
 Cost: V teacher passes; price: V distinct augmentations per image instead of
 a new one every epoch.
 
+With `mixed` M, each image also gets M copies blended with another image
+(mixup, lambda ~ U(0, 1) per copy) and the teacher's logits on the blend, with
+no hard label: "function matching" (Beyer et al. 2022), the teacher answering
+for inputs between the training images, which is what a few thousand photos
+lack. Unlike --mixup, which mixes cached probabilities, these targets are
+the teacher's own output on the mixed input.
+
 With `mirror`, each view is also stored left-right mirrored (2V inputs, 2V
 teacher passes), and both copies get the teacher's logits averaged over the
 pair. The targets then come from g(x) = (f(x) + f(flip x)) / 2, the teacher
@@ -157,22 +164,32 @@ def cache_limit() -> int:
 class CachePlan:
     views: int  # views to cache (each mirrored too when `mirror`)
     reason: str  # why fewer than asked ("" when as asked)
+    mixed: int = 0  # blended copies per image (cache_views' `mixed`)
 
 
-def plan_views(views: int, mirror: bool, epochs: int, n: int, image_bytes: int) -> CachePlan:
+def plan_views(views: int, mirror: bool, epochs: int, n: int, image_bytes: int,
+               mixed: int = 0) -> CachePlan:
     """The views worth caching for phases of at most `epochs` epochs over `n`
     images of `image_bytes` each: no more copies than epochs, and no more
-    bytes than cache_limit(); at least 1 view."""
+    bytes than cache_limit(); at least 1 view. Blended copies take what the
+    views leave of both."""
     per_view = 2 if mirror else 1
     by_epochs = max(1, math.ceil(epochs / per_view))
     limit = cache_limit()
     by_bytes = max(1, limit // max(1, per_view * n * image_bytes))
     if views <= min(by_epochs, by_bytes):
-        return CachePlan(views, "")
-    if by_epochs <= by_bytes:
-        return CachePlan(by_epochs, f"{epochs} epoch(s) draw at most {epochs} copies per image")
-    return CachePlan(by_bytes, f"more than {by_bytes} would pass the cache limit of "
-                               f"{limit / 2**30:.1f} GiB (EDGEKD_CACHE_LIMIT)")
+        plan = CachePlan(views, "")
+    elif by_epochs <= by_bytes:
+        plan = CachePlan(by_epochs, f"{epochs} epoch(s) draw at most {epochs} copies per image")
+    else:
+        plan = CachePlan(by_bytes, f"more than {by_bytes} would pass the cache limit of "
+                                   f"{limit / 2**30:.1f} GiB (EDGEKD_CACHE_LIMIT)")
+    room = min(epochs, limit // max(1, n * image_bytes)) - per_view * plan.views
+    if mixed <= room:
+        return CachePlan(plan.views, plan.reason, mixed)
+    return CachePlan(plan.views, "; ".join(filter(None, [
+        plan.reason, f"{max(0, room)} blended copies, not {mixed}: the views take the "
+                     f"{epochs} epochs' draws or the cache limit"])), max(0, room))
 
 
 @dataclass(frozen=True)
@@ -180,44 +197,66 @@ class Views:
     """The teacher cache: `copies` augmented copies of each training image
     (copy k of image i at k * n + i) and the teacher's logits on each."""
     images: object  # uint8 array or store.ImageStore
-    labels: np.ndarray
+    labels: np.ndarray  # per copy: a blended copy's is -1 (no hard label)
     logits: np.ndarray
     copies: int
     pre: Preprocessing
 
-    def dataset(self, batch_size: int, seed: int, patch: int = 0) -> tf.data.Dataset:
+    def dataset(self, batch_size: int, seed: int, patch: int = 0,
+                weights: np.ndarray | None = None) -> tf.data.Dataset:
         """Shuffled batches (image, label, logits), scaled as `pre` says; with
-        `patch` s, the images come as distill.patches.arrange(images, s)."""
-        return _cache_dataset(self, batch_size, seed, patch)
+        `patch` s, the images come as distill.patches.arrange(images, s); with
+        `weights` (class_weights), images drawn in proportion to them."""
+        return _cache_dataset(self, batch_size, seed, patch, weights)
+
+
+def class_weights(y: np.ndarray, sampling: str) -> np.ndarray | None:
+    """Per-image draw weights for `sampling`: None for uniform (each image once
+    an epoch); else a labeled image of class c weighs count(c)^-p (p 1/2 for
+    sqrt, 1 for balanced), so that class c's share of the draws goes as
+    count(c)^(1-p): a photo folder's small classes are seen more often.
+    Labeled images keep their share of all draws, unlabeled (-1) ones theirs."""
+    if sampling == "uniform":
+        return None
+    y = np.asarray(y)
+    known = y >= 0
+    counts = np.bincount(y[known])
+    w = np.ones(len(y))
+    w[known] = counts[y[known]].astype(float) ** -{"sqrt": 0.5, "balanced": 1.0}[sampling]
+    w[known] *= known.sum() / w[known].sum()
+    return w
 
 
 def cached_views(x, y: np.ndarray, teacher, pre: Preprocessing, views: int, batch_size: int,
                  seed: int, augment: bool = True, mirror: bool = False,
-                 folder: Path | None = None) -> tf.data.Dataset:
+                 folder: Path | None = None, mixed: int = 0) -> tf.data.Dataset:
     """(augmented image, label, teacher logits) batches; see cache_views."""
-    return cache_views(x, y, teacher, pre, views, seed, augment, mirror, folder).dataset(
+    return cache_views(x, y, teacher, pre, views, seed, augment, mirror, folder, mixed).dataset(
         batch_size, seed)
 
 
 def cache_views(x, y: np.ndarray, teacher, pre: Preprocessing, views: int, seed: int,
-                augment: bool = True, mirror: bool = False, folder: Path | None = None) -> Views:
+                augment: bool = True, mirror: bool = False, folder: Path | None = None,
+                mixed: int = 0) -> Views:
     """The cache; see the module docstring. Without augmentation the one view
     is the image itself, not mirrored. `x`: a uint8 array or a
     distill.store.ImageStore; the copies go to a file in `folder` past
-    store.RAM_LIMIT, and are made CHUNK images at a time."""
+    store.RAM_LIMIT, and are made CHUNK images at a time. `mixed`: blended
+    copies per image after the views, unlabeled (-1)."""
     mirror = mirror and augment
     rng = np.random.default_rng(seed)
-    copies = (views if augment else 1) * (2 if mirror else 1)
-    n = len(x)
+    plain = (views if augment else 1) * (2 if mirror else 1)
+    copies, n = plain + mixed, len(x)
     teacher_logits, classes = _logit_fn(teacher, pre)
     images = store.empty(copies * n, x.shape[1:], folder, "teacher_views.u8")
     logits = np.empty((copies * n, classes), np.float32)
     where = "on disk" if isinstance(images, store.ImageStore) else "in memory"
-    print(f"[distill] teacher cache: {copies} copies of {n} images, "
+    blended = f" ({mixed} of them blended)" if mixed else ""
+    print(f"[distill] teacher cache: {copies} copies{blended} of {n} images, "
           f"{copies * n * np.prod(x.shape[1:]) / 2**20:.0f} MiB {where}", flush=True)
     bar = tqdm(total=copies * n, unit="img", desc="teacher cache", file=sys.stderr,
                disable=None, mininterval=2.0, leave=False)
-    for k in range(0, copies, 2 if mirror else 1):
+    for k in range(0, plain, 2 if mirror else 1):
         for a in range(0, n, CHUNK):
             xv = x[a:min(n, a + CHUNK)]
             xv = augment_numpy(xv, rng) if augment else xv
@@ -229,8 +268,32 @@ def cache_views(x, y: np.ndarray, teacher, pre: Preprocessing, views: int, seed:
                 logits[(k + 1) * n + a:(k + 1) * n + a + len(xv)] = lv
             logits[k * n + a:k * n + a + len(xv)] = lv
             bar.update(len(xv) * (2 if mirror else 1))
+    for k in range(plain, copies):
+        for a in range(0, n, CHUNK):
+            xv = _blended(x, np.arange(a, min(n, a + CHUNK)), rng, augment)
+            store.put(images, k * n + a, xv)
+            logits[k * n + a:k * n + a + len(xv)] = teacher_logits(xv)
+            bar.update(len(xv))
     bar.close()
-    return Views(images, np.asarray(y), logits, copies, pre)
+    labels = np.tile(np.asarray(y), plain)
+    if mixed:
+        labels = np.concatenate([labels.astype(np.int64), np.full(mixed * n, -1, np.int64)])
+    return Views(images, labels, logits, copies, pre)
+
+
+def _blended(x, rows: np.ndarray, rng: np.random.Generator, augment: bool) -> np.ndarray:
+    """Images `rows` of `x`, each mixed with a random image of `x` (both
+    augmented when `augment`): lam a + (1 - lam) b, lam ~ U(0, 1) per image,
+    uniform as in function matching rather than mixup's Beta(a, a) near 0 and 1."""
+    partners = rng.integers(0, len(x), len(rows))
+    order = np.argsort(partners, kind="stable")  # sorted reads: an on-disk store reads forward
+    b = np.empty((len(rows), *x.shape[1:]), np.uint8)
+    b[order] = store.take(x, partners[order])
+    a = store.take(x, rows)
+    if augment:
+        a, b = augment_numpy(a, rng), augment_numpy(b, rng)
+    lam = rng.random(len(rows)).astype(np.float32)[:, None, None, None]
+    return np.rint(lam * a + (1.0 - lam) * b).astype(np.uint8)
 
 
 def _logit_fn(teacher, pre: Preprocessing):
@@ -249,15 +312,17 @@ def _logit_fn(teacher, pre: Preprocessing):
     return logits, int(teacher.output_shape[-1])
 
 
-def _cache_dataset(views: Views, batch_size: int, seed: int, patch: int) -> tf.data.Dataset:
+def _cache_dataset(views: Views, batch_size: int, seed: int, patch: int,
+                   weights: np.ndarray | None) -> tf.data.Dataset:
     """Shuffled batches, each image as one of its copies, drawn anew every
-    epoch. The arrays stay in numpy and are read through numpy_function: TF
+    epoch (with `weights`: n images an epoch, drawn with replacement by
+    weight). The arrays stay in numpy and are read through numpy_function: TF
     constants captured by a tf.data function are copied again when the
     pipeline is optimized (another full copy of the cache, measured). Patches
     are arranged there too, on uint8: numpy copies a batch in a few ms, TF's
     transpose of the scaled floats took several times that."""
     images, y, logits, copies = views.images, views.labels, views.logits, views.copies
-    n = len(y)
+    n = len(y) // copies  # labels are per copy
     scale, offset = np.float32(views.pre.scale), np.float32(views.pre.offset)
     shape = images.shape[1:]
     if patch:
@@ -265,9 +330,13 @@ def _cache_dataset(views: Views, batch_size: int, seed: int, patch: int) -> tf.d
 
     def gather(flat, idx):
         batch = images[flat]
-        return (patches.arrange(batch, patch) if patch else batch), y[idx], logits[flat]
+        return (patches.arrange(batch, patch) if patch else batch), y[flat], logits[flat]
+
+    log_w = None if weights is None else tf.constant(np.log(weights)[None, :], tf.float32)
 
     def pick(idx):  # sequential map: the random draws stay in order, so a seed repeats
+        if log_w is not None:
+            idx = tf.random.categorical(log_w, tf.size(idx), dtype=tf.int64)[0]
         return tf.random.uniform(tf.shape(idx), 0, copies, dtype=tf.int64) * n + idx, idx
 
     def lookup(flat, idx):

@@ -14,7 +14,9 @@ from distill.recipe import (
     OneCycle,
     augment_batch,
     augment_numpy,
+    cache_views,
     cached_views,
+    class_weights,
     make_optimizer,
     plan_views,
     student_epochs,
@@ -209,6 +211,66 @@ def test_mirrored_cache_pairs_each_view_with_its_mirror_and_the_pair_averaged_lo
     assert {img.tobytes() for img in images.numpy()} == originals
 
 
+def test_blended_copies_carry_the_teachers_logits_on_the_blend_and_no_label():
+    """mixed=2 on top of 1 unaugmented view: 3 copies per image; the blended
+    ones are labelled -1, each is lam x_i + (1 - lam) x_j rounded for its own
+    image i, some j and one lam in [0, 1], and the batches pair every image
+    with the teacher's logits on that very image."""
+    n = 30
+    x, y, pre, teacher = _tiny_cache_inputs(n, 2, keras.layers.GlobalAveragePooling2D())
+    views = cache_views(x, y, teacher, pre, views=1, seed=0, augment=False, mixed=2)
+    assert views.copies == 3 and len(views.labels) == len(views.logits) == 3 * n
+    np.testing.assert_array_equal(views.labels[:n], y)
+    assert (views.labels[n:] == -1).all()
+    a, xf = np.asarray(views.images, np.float32), x.astype(np.float32).reshape(n, -1)
+    for k in (1, 2):
+        for i in range(n):
+            got = a[k * n + i].reshape(-1)
+            fits = []
+            for j in range(n):  # lam by least squares on got - x_j = lam (x_i - x_j)
+                d = xf[i] - xf[j]
+                lam = float(d @ (got - xf[j]) / max(d @ d, 1e-9))
+                # rounding moves each pixel by <= 0.5, so the least-squares lam fits within 1
+                fits.append(np.abs(lam * d + xf[j] - got).max() <= 1.0 and -0.01 <= lam <= 1.01)
+            assert any(fits), (k, i)
+    assert not np.array_equal(a[n:2 * n], a[2 * n:])  # two blends, not one repeated
+    labels_seen = []
+    for images, labels, logits in views.dataset(batch_size=16, seed=0).repeat(20):
+        np.testing.assert_allclose(logits.numpy(), teacher(images, training=False).numpy(),
+                                   rtol=1e-4, atol=1e-5)
+        labels_seen += list(labels.numpy())
+    # every draw picks one of the 3 copies: about a third labelled, two thirds not
+    assert 0.2 < np.mean(np.array(labels_seen) >= 0) < 0.5
+
+
+def test_class_weights_by_hand():
+    y = np.array([0, 0, 0, 1, -1])  # 3 of class 0, 1 of class 1, one unlabeled
+    assert class_weights(y, "uniform") is None
+    # balanced: 1/3, 1/3, 1/3, 1, scaled to sum to the 4 labeled; the unlabeled one keeps 1
+    np.testing.assert_allclose(class_weights(y, "balanced"), [2 / 3, 2 / 3, 2 / 3, 2, 1])
+    w = class_weights(y, "sqrt")  # class shares 3 / sqrt(3) : 1 / sqrt(1) = sqrt(3) : 1
+    np.testing.assert_allclose(w[:3].sum() / w[3], np.sqrt(3))
+    np.testing.assert_allclose([w[:4].sum(), w[4]], [4, 1])
+
+
+def test_balanced_sampling_draws_each_class_alike():
+    """90 images of class 0 and 10 of class 1: uniform draws show class 1 a
+    tenth of the time, balanced ones half (2,000 draws at a fixed seed)."""
+    x, _, pre, teacher = _tiny_cache_inputs(100, 3, keras.layers.GlobalAveragePooling2D())
+    y = np.array([0] * 90 + [1] * 10)
+    views = cache_views(x, y, teacher, pre, views=1, seed=0, augment=False)
+
+    def share(weights):
+        tf.random.set_seed(5)
+        labels = np.concatenate([b[1].numpy() for b in views.dataset(
+            50, 0, weights=weights).repeat(20)])
+        assert len(labels) == 2000  # an epoch stays 100 draws
+        return labels.mean()
+    assert share(None) == pytest.approx(0.1)
+    assert share(class_weights(y, "balanced")) == pytest.approx(0.5, abs=0.04)
+    assert share(class_weights(y, "sqrt")) == pytest.approx(0.25, abs=0.04)  # 10/sqrt(10) : 90/sqrt(90)
+
+
 @pytest.mark.parametrize("views,mirror,epochs,n,image_bytes,limit,want,why", [
     # CIFAR-10 under the default recipe: 20 copies of 45,000 x 3,072 bytes fit 8 GiB.
     (10, True, 40, 45_000, 32 * 32 * 3, 8 << 30, 10, ""),
@@ -227,6 +289,21 @@ def test_cache_plan_caps_views_by_epochs_and_bytes(monkeypatch, views, mirror, e
     monkeypatch.setenv("EDGEKD_CACHE_LIMIT", str(limit))
     plan = plan_views(views, mirror, epochs, n, image_bytes)
     assert plan.views == want
+    assert why in plan.reason and (plan.reason == "") == (why == "")
+
+
+@pytest.mark.parametrize("views,mirror,epochs,limit,mixed,want,why", [
+    (2, True, 40, 8 << 30, 4, (2, 4), ""),  # 8 copies of 40 draws, well within 8 GiB
+    (10, True, 22, 8 << 30, 4, (10, 2), "2 blended copies, not 4"),  # 20 + 2 = 22 draws
+    (10, True, 20, 8 << 30, 4, (10, 0), "0 blended copies, not 4"),
+    (2, True, 40, 5 * 3072, 4, (2, 1), "1 blended copies, not 4"),  # 5 copies' bytes
+    (10, True, 40, 5 * 3072, 4, (2, 1), "cache limit of"),  # the views come first
+])
+def test_cache_plan_gives_blended_copies_what_the_views_leave(monkeypatch, views, mirror, epochs,
+                                                              limit, mixed, want, why):
+    monkeypatch.setenv("EDGEKD_CACHE_LIMIT", str(limit))
+    plan = plan_views(views, mirror, epochs, 1, 3072, mixed)
+    assert (plan.views, plan.mixed) == want
     assert why in plan.reason and (plan.reason == "") == (why == "")
 
 
@@ -253,6 +330,12 @@ def test_cached_views_repeat_exactly_under_one_seed_and_vary_between_epochs():
     ({"teacher_cache_views": -2}, "must be >= 0"),
     ({"teacher_cache_views": 0, "teacher_cache_mirror": True},
      "teacher cache mirror needs cached views: add --teacher-cache-views N"),
+    ({"teacher_cache_mix": -1}, "teacher cache mix must be >= 0 \\(blended copies per image\\), got -1"),
+    ({"teacher_cache_views": 0, "teacher_cache_mix": 2},
+     "teacher cache mix needs cached views: add --teacher-cache-views N"),
+    ({"class_sampling": "even"}, "class sampling must be uniform, sqrt, balanced, got 'even'"),
+    ({"teacher_cache_views": 0, "class_sampling": "sqrt"},
+     "class sampling draws from the cached views: add --teacher-cache-views N"),
     ({"strategy": "tpu"}, "strategy must be default, mirrored or multiworker, got 'tpu'"),
     ({"min_steps": -1}, "min steps must be >= 0, got -1"),
 ])
