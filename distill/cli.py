@@ -34,6 +34,9 @@ def parser() -> OneLineParser:
                    "pretrained backbone to fine-tune: mobilenet, mobilenet_v2, efficientnet_b0")
     p.add_argument("--teacher-weights", help="with a pretrained --teacher-arch: imagenet (the "
                    "default; needs internet) or a Keras Applications weights file")
+    p.add_argument("--teacher-fine-tune", help="with a pretrained --teacher-arch, the layers "
+                   "its second phase fine-tunes: top (default: those at 1/16 of its input "
+                   "side and coarser; the early ones stay ImageNet's) or all")
     p.add_argument("--student-arch", help="student builder name (default from preset), or a "
                    "pretrained family: mobilenet_v1 (sized by --student-macs, default 10M), "
                    "mobilenet_v1_x<alpha>[_r<side>], e.g. mobilenet_v1_x0.25_r96")

@@ -51,7 +51,8 @@ def _from_scratch(session: Session, role: str):
 
 def _fine_tuned(session: Session, role: str):
     """A pretrained backbone: its new head first (a third of the teacher epochs,
-    backbone frozen), then the whole net, both with Adam at pretrained's rates,
+    backbone frozen), then the head with the backbone's top layers (or all:
+    cfg.teacher_fine_tune), both with Adam at pretrained's rates,
     not the preset's SGD: SGD at the default preset's 0.1 blew the head's logits
     up, and the thawed backbone then collapsed to chance (sign-digits photos,
     docs/results/sign_digits.md)."""
@@ -64,7 +65,7 @@ def _fine_tuned(session: Session, role: str):
         weight_decay=0.0, seed_offset=0, save_as="teacher_head.keras"))
 
     def thawed():
-        pretrained.backbone(head).trainable = True
+        pretrained.thaw(head, cfg.teacher_fine_tune)
         return head
     phase = _stage(Phase(
         role, thawed, False, cfg.teacher_epochs - head_epochs, pretrained.FINE_TUNE_LR,

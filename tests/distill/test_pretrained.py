@@ -145,3 +145,29 @@ def test_the_shared_imagenet_weights_load():
     first = backbone(model).get_layer("conv1").get_weights()[0]
     assert first.shape == (3, 3, 3, 32) and float(np.abs(first).mean()) > 0.01
     assert Path(SHARED_WEIGHTS).stat().st_size > 10_000_000
+
+
+def test_thaw_top_keeps_the_fine_resolution_layers_frozen(weights):
+    """"top" fine-tunes MobileNet from block 6 on (its first layer at 8x8 of a
+    128 px input: 1/16), and nothing before it; "all" every layer."""
+    from distill.pretrained import backbone, build, thaw
+    model = build("mobilenet", (32, 32, 3), 3, str(weights[0]))  # upsampled to 128 inside
+    base = backbone(model)
+    assert not base.trainable  # the head phase's
+    thaw(model, "top")
+    names = [layer.name for layer in base.layers]
+    first = names.index("conv_dw_6")
+    assert base.get_layer("conv_dw_6").output_shape[1:3] == (8, 8)
+    assert [n for n in names[:first] if base.get_layer(n).trainable] == []
+    assert all(base.get_layer(n).trainable for n in names[first:])
+    trainable = {w.name.split("/")[0] for w in model.trainable_weights}
+    assert "conv_pw_5" not in trainable and {"conv_pw_13", "logits"} <= trainable
+    thaw(model, "all")
+    assert all(layer.trainable for layer in base.layers)
+
+
+def test_fine_tune_must_be_all_or_top():
+    from distill.config import resolve
+    from edgekd.errors import EdgekdError
+    with pytest.raises(EdgekdError, match="teacher fine-tune must be one of all, top, got 'half'"):
+        resolve("default", teacher_fine_tune="half")
