@@ -20,11 +20,12 @@ at 1e-3, constant), then the head and the backbone's top layers (`thaw`; Adam,
 one-cycle to a peak of 3e-4), batch-norm statistics kept from ImageNet (the
 backbone runs in inference mode), and the preset's augmentation. Thawing every
 layer cost 1.7x the minutes and scored lower on a few thousand photos: at the
-peak rate the whole net forgot more of ImageNet than it learnt back. Keras' transfer-learning guide thaws at
-a constant 1e-5, made for photos much like ImageNet's; photos unlike them
-(hands, documents, parts) need the backbone to move: on Sign Language Digits
-the guide's rate left the teacher at 96.6 % held-out after 12 epochs, below
-a student trained alone, and the one-cycle 3e-4 reached 99.5 %.
+peak rate the whole net forgot more of ImageNet than it learnt back. Keras'
+transfer-learning guide thaws at a constant 1e-5, made for photos much like
+ImageNet's; photos unlike them (hands, documents, parts) need the backbone to
+move: on Sign Language Digits the guide's rate left the teacher at 96.6 %
+held-out after 12 epochs, below a student trained alone, and the one-cycle
+3e-4 reached 99.5 % (every layer thawed).
 """
 
 from __future__ import annotations
@@ -108,7 +109,7 @@ TOP_STRIDE = 16  # "top": the stages at 1/16 and 1/32 of the input side
 
 
 def thaw(model: keras.Model, which: str) -> None:
-    """Make the teacher's backbone trainable for the whole-net phase: every
+    """Make the teacher's backbone trainable for its second phase: every
     layer ("all"), or ("top") those from the first at 1/TOP_STRIDE of its input
     side on. The early, fine-resolution layers hold generic edges and textures
     and cost the most to train per MAC (depthwise convolutions on large maps);
