@@ -28,7 +28,7 @@ from pathlib import Path
 from benchmarks.gap_levers import long_tail
 from benchmarks.saved import MOBILENET_WEIGHTS, machine_line, publish
 from benchmarks.stage import Stage, run_once
-from benchmarks.unlabeled import TEACHER_ONLY, _link, teacher_file
+from benchmarks.unlabeled import TEACHER_ONLY, _link, int8_accuracy, teacher_file
 
 IMBALANCE = 0.3
 TEST_PER_CLASS = 100
@@ -65,12 +65,6 @@ def command(data: Path, out: Path, steps: int, teacher: Path | None) -> dict[str
     }
 
 
-def _int8(out: Path, role: str) -> float:
-    bench = json.loads((out / "bench.json").read_text())
-    name = f"{role}_tflite_int8"
-    return 100 * next(a["accuracy"] for a in bench["artifacts"] if a["name"] == name)
-
-
 def _row(steps: int, out: Path, stages: dict[str, Stage], teacher_min: float) -> str:
     report = json.loads((out / "train_report.json").read_text())
     m = report["models"]
@@ -80,7 +74,7 @@ def _row(steps: int, out: Path, stages: dict[str, Stage], teacher_min: float) ->
     minutes = {k: s.seconds / 60 for k, s in stages.items()}
     own = m["teacher"].get("trained", False)
     total = sum(minutes.values()) + (0 if own else teacher_min)
-    int8 = _int8(out, "student")
+    int8 = 100 * int8_accuracy(out)  # bench.json of the command
     return (f"| {steps:,} | {epochs} | {teacher:.2f} % | {int8:.2f} % | {student:.2f} % | "
             f"{alone:.2f} % | {teacher - int8:.2f} | {student - alone:+.2f} | "
             f"{report['teacher_cache_seconds'] / 60:.1f} | "
