@@ -37,6 +37,11 @@ def parser() -> OneLineParser:
     p.add_argument("--teacher-fine-tune", help="with a pretrained --teacher-arch, the layers "
                    "its second phase fine-tunes: top (default: those at 1/16 of its input "
                    "side and coarser; the early ones stay ImageNet's) or all")
+    p.add_argument("--teacher-fine-tune-lr", type=float, help="its peak learning rate there "
+                   "(Adam, one-cycle; default 1e-4)")
+    p.add_argument("--teacher-size", type=int, help="with a pretrained --teacher-arch, the "
+                   "backbone's input side in px (default: the training size; under 96 px, "
+                   "upsampled to 128)")
     p.add_argument("--student-arch", help="student builder name (default from preset), or a "
                    "pretrained family: mobilenet_v1 (sized by --student-macs, default 10M), "
                    "mobilenet_v1_x<alpha>[_r<side>], e.g. mobilenet_v1_x0.25_r96")
@@ -45,7 +50,7 @@ def parser() -> OneLineParser:
     p.add_argument("--epochs", type=int, help="distillation epochs (scratch baseline: same); 0 with "
                    "--student keeps that student as is (e.g. to fine-tune it with --qat)")
     p.add_argument("--min-steps", type=int, help="raise the student epochs on small data sets "
-                   "to at least N optimizer steps (default preset: 1600; 0: off; --epochs "
+                   "to at least N optimizer steps (default preset: 3200; 0: off; --epochs "
                    "alone turns it off)")
     p.add_argument("--teacher-epochs", type=int)
     p.add_argument("--teacher-min-steps", type=int, help="raise the teacher's epochs on small "

@@ -52,15 +52,16 @@ def _from_scratch(session: Session, role: str):
 def _fine_tuned(session: Session, role: str):
     """A pretrained backbone: its new head first (a third of the teacher epochs,
     backbone frozen), then the head with the backbone's top layers (or all:
-    cfg.teacher_fine_tune), both with Adam at pretrained's rates,
-    not the preset's SGD: SGD at the default preset's 0.1 blew the head's logits
-    up, and the thawed backbone then collapsed to chance (sign-digits photos,
-    docs/results/sign_digits.md)."""
+    cfg.teacher_fine_tune), both with Adam (pretrained.HEAD_LR, then
+    cfg.teacher_fine_tune_lr), not the preset's SGD: SGD at the default
+    preset's 0.1 blew the head's logits up, and the thawed backbone then
+    collapsed to chance (sign-digits photos, docs/results/sign_digits.md)."""
     cfg, ds, pre = session.cfg, session.ds, session.ds.preprocessing
     head_epochs = pretrained.head_epochs(cfg.teacher_epochs)
     head, head_log = session.train(Phase(
         "teacher_head", lambda: pretrained.build(cfg.teacher_arch, pre.input_shape,
-                                                 len(ds.labels), cfg.teacher_weights),
+                                                 len(ds.labels), cfg.teacher_weights,
+                                                 cfg.teacher_size),
         False, head_epochs, pretrained.HEAD_LR, schedule="constant", optimizer="adam",
         weight_decay=0.0, seed_offset=0, save_as="teacher_head.keras"))
 
@@ -68,7 +69,7 @@ def _fine_tuned(session: Session, role: str):
         pretrained.thaw(head, cfg.teacher_fine_tune)
         return head
     phase = _stage(Phase(
-        role, thawed, False, cfg.teacher_epochs - head_epochs, pretrained.FINE_TUNE_LR,
+        role, thawed, False, cfg.teacher_epochs - head_epochs, cfg.teacher_fine_tune_lr,
         schedule="onecycle", optimizer="adam", weight_decay=0.0, seed_offset=0))
     model, log = session.train(phase)
     return phase, model, {"trained": True, "epochs": head_log + log,

@@ -147,6 +147,39 @@ def test_the_shared_imagenet_weights_load():
     assert Path(SHARED_WEIGHTS).stat().st_size > 10_000_000
 
 
+@pytest.mark.parametrize("h,w,want", [
+    (32, 32, (128, 128)),
+    (64, 80, (128, 160)),  # aspect kept: 80 * 2
+    (95, 200, (128, 269)),  # 200 * 128 / 95 = 269.5, rounded
+    (96, 96, (96, 96)),  # from UPSAMPLE_BELOW on: the images' own size
+    (96, 144, (96, 144)),
+    (224, 224, (224, 224)),
+])
+def test_small_images_are_upsampled_for_the_backbone(h, w, want):
+    from distill.pretrained import backbone_size
+    assert backbone_size(h, w) == want
+
+
+@pytest.mark.parametrize("h,w,side,want", [
+    (96, 96, 128, (128, 128)),  # --teacher-size: the shorter side, whatever the data's
+    (96, 144, 128, (128, 192)),
+    (64, 64, 64, (64, 64)),  # no upsampling where the side is given as the data's
+    (200, 300, 100, (100, 150)),
+])
+def test_teacher_size_sets_the_backbone_side(h, w, side, want):
+    from distill.pretrained import backbone_size
+    assert backbone_size(h, w, side) == want
+
+
+def test_a_96_px_teacher_runs_its_backbone_at_96_px(weights):
+    from distill.pretrained import backbone, build
+    model = build("mobilenet", (96, 96, 3), 3, str(weights[0]))
+    assert backbone(model).input_shape[1:] == (96, 96, 3)
+    assert "to_backbone_size" not in [layer.name for layer in model.layers]
+    small = build("mobilenet", (64, 64, 3), 3, str(weights[0]))
+    assert small.get_layer("to_backbone_size").output_shape[1:] == (128, 128, 3)
+
+
 def test_thaw_top_keeps_the_fine_resolution_layers_frozen(weights):
     """"top" fine-tunes MobileNet from block 6 on (its first layer at 8x8 of a
     128 px input: 1/16), and nothing before it; "all" every layer."""
@@ -171,3 +204,16 @@ def test_fine_tune_must_be_all_or_top():
     from edgekd.errors import EdgekdError
     with pytest.raises(EdgekdError, match="teacher fine-tune must be one of all, top, got 'half'"):
         resolve("default", teacher_fine_tune="half")
+
+
+@pytest.mark.parametrize("flag,value", [("--teacher-fine-tune-lr", "0"),
+                                        ("--teacher-fine-tune-lr", "-1e-4"),
+                                        ("--teacher-size", "-1"), ("--teacher-size", "5000")])
+def test_teacher_rate_and_size_errors(tmp_path, flag, value):
+    npz = small_npz(tmp_path / "d.npz")
+    proc = run_cli("distill", "--data", str(npz), "--out", str(tmp_path / "a"), flag, value)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].endswith(
+        "teacher fine-tune lr must be > 0 and teacher size in [0, 1024] px, got "
+        f"{float(value) if 'lr' in flag else 0.0001} and {value if 'size' in flag else 0}")
+    assert not (tmp_path / "a").exists()

@@ -357,7 +357,7 @@ def test_student_epochs_reach_the_minimum_steps(epochs, min_steps, n, batch, wan
 
 
 def test_given_epochs_are_exact_unless_min_steps_is_given_too():
-    assert (resolve("default").min_steps, resolve("latency").min_steps) == (1600, 1600)
+    assert (resolve("default").min_steps, resolve("latency").min_steps) == (3200, 3200)
     assert resolve("seed").min_steps == 0  # the tutorial's 5 epochs, exactly
     assert resolve("default", epochs=4).min_steps == 0
     assert resolve("default", epochs=4, min_steps=100).min_steps == 100
