@@ -15,6 +15,9 @@ class Role:
     qat: bool = False  # a quantization-aware model: exported to the QAT formats only
     always: bool = False  # every distill run makes it (others only when asked)
     exported_by_default: bool = True
+    # a reference never deployed (the teacher): its artifacts are checked and their
+    # parity recorded like any, but one that fails its gate does not fail the export
+    reference: bool = False
 
     @property
     def model_file(self) -> str:
@@ -23,7 +26,8 @@ class Role:
 
 
 ROLES: dict[str, Role] = {r.name: r for r in (
-    Role("teacher"),  # absent when the supplied teacher is no tf_keras model (an ONNX file...)
+    # absent when the supplied teacher is no tf_keras model (an ONNX file...)
+    Role("teacher", reference=True),
     Role("student", always=True),
     Role("student_scratch", exported_by_default=False),  # the baseline, on request
     Role("student_pruned"),

@@ -211,7 +211,7 @@ def test_fine_tune_must_be_all_or_top():
                                         ("--teacher-size", "-1"), ("--teacher-size", "5000")])
 def test_teacher_rate_and_size_errors(tmp_path, flag, value):
     npz = small_npz(tmp_path / "d.npz")
-    proc = run_cli("distill", "--data", str(npz), "--out", str(tmp_path / "a"), flag, value)
+    proc = run_cli("distill", "--data", str(npz), "--out", str(tmp_path / "a"), f"{flag}={value}")
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].endswith(
         "teacher fine-tune lr must be > 0 and teacher size in [0, 1024] px, got "

@@ -168,6 +168,24 @@ def test_parity_failure_names_the_artifact(exported_copy, monkeypatch):
     assert mf.load(exported_copy)["artifacts"][0]["parity"]["failures"]
 
 
+def test_a_teachers_parity_failure_is_recorded_not_fatal(exported_copy, monkeypatch):
+    """The teacher is a reference, never deployed: its artifact that fails the gate
+    is kept and marked failed with a line that says so; the student's still stop
+    the export (above)."""
+    from export import run as export_run
+    impossible = replace(FORMATS["tflite_int8"],
+                         gate=replace(FORMATS["tflite_int8"].gate, min_top1_agreement=1.01))
+    monkeypatch.setitem(export_run.FORMATS, "tflite_int8", impossible)
+    lines = []
+    manifest = export_run.run(exported_copy, ["tflite_int8"], ("teacher",), log=lines.append)
+    (art,) = manifest["artifacts"]
+    assert art["name"] == "teacher_tflite_int8" and art["parity"]["passed"] is False
+    assert mf.load(exported_copy)["artifacts"][0]["parity"]["passed"] is False
+    assert lines[-1].startswith("[export] teacher_tflite_int8 failed its gate (top-1 agreement ")
+    assert lines[-1].endswith("(limit 101 %)): kept, marked failed in manifest.json; the teacher "
+                              "is not deployed")
+
+
 def test_missing_folder():
     proc = run_cli("export", "/nonexistent/artifacts")
     assert proc.returncode == 2
