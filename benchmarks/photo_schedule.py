@@ -36,6 +36,7 @@ from benchmarks.unlabeled import (
     int8_accuracy,
     teacher_file,
 )
+from distill.config import PRESETS
 
 IMBALANCE = 0.3
 TEST_PER_CLASS = 100
@@ -163,14 +164,16 @@ def main(argv=None) -> int:
         stages = command(data, out, "--min-steps", str(n), "--teacher",
                          str(first / "teacher.keras"))
         rows.append(_row(f"{n:,}", out, stages, teacher_min))
-    default = a.work / "photo_schedule_default"
-    rows.append(_row("3,200 (default)", default, command(data, default), 0.0))
+    default, cfg = a.work / "photo_schedule_default", PRESETS["default"]
+    rows.append(_row(f"{cfg.min_steps:,} (default)", default, command(data, default), 0.0))
     teachers = [_teacher_row(EARLIER, first)]
     for name, teacher in TEACHERS.items():
         out = a.work / f"photo_schedule_teacher_{name}"
         teacher_only(data, out, *recipe(*teacher))
         teachers.append(_teacher_row(teacher, out))
-    teachers.append(_teacher_row(("top", "96", "1e-4"), default, " (the default)"))
+    rate = f"{cfg.teacher_fine_tune_lr:.0e}".replace("e-0", "e-")  # 1e-04 -> 1e-4
+    own = (cfg.teacher_fine_tune, README_FLAGS[1], rate)  # 96 px: its own side
+    teachers.append(_teacher_row(own, default, " (the default)"))
     text = document(data, rows, teachers, teacher_min, sign_digits_rows(a.work))
     return publish("photo_schedule", text)
 
