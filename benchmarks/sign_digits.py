@@ -22,14 +22,13 @@ import tarfile
 import time
 from pathlib import Path
 
-from benchmarks.saved import MOBILENET_WEIGHTS, ROOT, SHARED, publish
+from benchmarks.saved import EARLIER_RECIPE, MOBILENET_WEIGHTS, ROOT, SHARED, publish
 from edgekd.environment import machine, versions
 
 RUNS = (("scratch_teacher", ["--scratch"]),
         # XLA makes depthwise convolutions ~8x slower on CPU (docs/results/zoo_throughput.md)
-        # the recipe it was recorded with: every layer fine-tuned, at 3e-4
         ("pretrained_teacher", ["--no-scratch", "--teacher-arch", "mobilenet", "--no-jit-compile",
-                                "--teacher-fine-tune", "all", "--teacher-fine-tune-lr", "3e-4"]))
+                                *EARLIER_RECIPE]))
 
 
 def _python(*args: str) -> float:
