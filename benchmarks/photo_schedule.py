@@ -147,34 +147,39 @@ def sign_digits_rows(work: Path) -> list[str]:
     return rows
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__,
+def setup(argv, doc: str | None) -> tuple[Path, Path]:
+    """(the work folder from the command line, the photos in it, made once)."""
+    p = argparse.ArgumentParser(description=doc,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--work", type=Path, default=Path("/var/tmp/edgekd-unlabeled"))
-    a = p.parse_args(argv)
-    teacher_file(a.work, "cifar10")  # the split
-    data = photos(a.work)
-    first = a.work / f"photo_schedule_{SCHEDULES[0]}"
+    work = p.parse_args(argv).work
+    teacher_file(work, "cifar10")  # the split
+    return work, photos(work)
+
+
+def main(argv=None) -> int:
+    work, data = setup(argv, __doc__)
+    first = work / f"photo_schedule_{SCHEDULES[0]}"
     steps = ("--min-steps", str(SCHEDULES[0]))
     rows = [_row(f"{SCHEDULES[0]:,}", first, command(data, first, *steps, *recipe(*EARLIER)),
                  0.0)]
     teacher_min = _teacher_minutes(first)
     for n in SCHEDULES[1:]:
-        out = a.work / f"photo_schedule_{n}"
+        out = work / f"photo_schedule_{n}"
         stages = command(data, out, "--min-steps", str(n), "--teacher",
                          str(first / "teacher.keras"))
         rows.append(_row(f"{n:,}", out, stages, teacher_min))
-    default, cfg = a.work / "photo_schedule_default", PRESETS["default"]
+    default, cfg = work / "photo_schedule_default", PRESETS["default"]
     rows.append(_row(f"{cfg.min_steps:,} (default)", default, command(data, default), 0.0))
     teachers = [_teacher_row(EARLIER, first)]
     for name, teacher in TEACHERS.items():
-        out = a.work / f"photo_schedule_teacher_{name}"
+        out = work / f"photo_schedule_teacher_{name}"
         teacher_only(data, out, *recipe(*teacher))
         teachers.append(_teacher_row(teacher, out))
     rate = f"{cfg.teacher_fine_tune_lr:.0e}".replace("e-0", "e-")  # 1e-04 -> 1e-4
     own = (cfg.teacher_fine_tune, README_FLAGS[1], rate)  # 96 px: its own side
     teachers.append(_teacher_row(own, default, " (the default)"))
-    text = document(data, rows, teachers, teacher_min, sign_digits_rows(a.work))
+    text = document(data, rows, teachers, teacher_min, sign_digits_rows(work))
     return publish("photo_schedule", text)
 
 

@@ -29,7 +29,7 @@ RECORDED = ("zoo_throughput", "multiworker", "harness_overhead", "latency_vs_see
             "latency_vs_seed_xeon", "optimize_table", "sign_digits", "photo_memory", "photos",
             "subsets", "stems", "fine_tune", "latency_budget", "quick_photos",
             "photo_command", "teacher_memory", "loss_variants", "pretrained_students",
-            "unlabeled", "gap_levers", "photo_schedule")
+            "unlabeled", "gap_levers", "photo_schedule", "photo_levers")
 README = ROOT / "README.md"
 
 
