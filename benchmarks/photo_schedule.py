@@ -78,7 +78,7 @@ def command(data: Path, out: Path, *flags: str) -> dict[str, Stage]:
     }
 
 
-def _row(steps: str, out: Path, stages: dict[str, Stage], teacher_min: float) -> str:
+def command_row(steps: str, out: Path, stages: dict[str, Stage], teacher_min: float) -> str:
     report = json.loads((out / "train_report.json").read_text())
     m = report["models"]
     teacher = 100 * m["teacher"]["accuracy"]
@@ -161,16 +161,16 @@ def main(argv=None) -> int:
     work, data = setup(argv, __doc__)
     first = work / f"photo_schedule_{SCHEDULES[0]}"
     steps = ("--min-steps", str(SCHEDULES[0]))
-    rows = [_row(f"{SCHEDULES[0]:,}", first, command(data, first, *steps, *recipe(*EARLIER)),
+    rows = [command_row(f"{SCHEDULES[0]:,}", first, command(data, first, *steps, *recipe(*EARLIER)),
                  0.0)]
     teacher_min = _teacher_minutes(first)
     for n in SCHEDULES[1:]:
         out = work / f"photo_schedule_{n}"
         stages = command(data, out, "--min-steps", str(n), "--teacher",
                          str(first / "teacher.keras"))
-        rows.append(_row(f"{n:,}", out, stages, teacher_min))
+        rows.append(command_row(f"{n:,}", out, stages, teacher_min))
     default, cfg = work / "photo_schedule_default", PRESETS["default"]
-    rows.append(_row(f"{cfg.min_steps:,} (default)", default, command(data, default), 0.0))
+    rows.append(command_row(f"{cfg.min_steps:,} (default)", default, command(data, default), 0.0))
     teachers = [_teacher_row(EARLIER, first)]
     for name, teacher in TEACHERS.items():
         out = work / f"photo_schedule_teacher_{name}"
