@@ -27,10 +27,17 @@ import json
 import sys
 from pathlib import Path
 
-from benchmarks.photo_schedule import README_FLAGS, command, command_row, setup, teacher_only
+from benchmarks.photo_schedule import (
+    README_FLAGS,
+    command,
+    command_row,
+    distill_once,
+    setup,
+    teacher_minutes,
+    teacher_only,
+)
 from benchmarks.saved import machine_line, publish
-from benchmarks.stage import run_once
-from benchmarks.unlabeled import _source, int8_accuracy, split
+from benchmarks.unlabeled import PRETRAINED_TEACHER, _source, int8_accuracy, split
 from distill.config import PRESETS
 
 # name -> student flags; the first is the default preset as it stands
@@ -48,9 +55,7 @@ SD_SIZE = ("--image-size", "64")  # Sign Language Digits' photos are 100 px
 
 def row(out: Path, data: Path, teacher: Path, flags: tuple[str, ...],
         base: tuple[str, ...]) -> str:
-    run_once(out.parent / f"{out.name}_distill", "-m", "distill", "--data", str(data),
-             "--preset", "default", "--out", str(out), *base, "--teacher", str(teacher),
-             *flags, "--quiet")
+    distill_once(data, out, *base, "--teacher", str(teacher), *flags)
     report = json.loads((out / "train_report.json").read_text())
     m = report["models"]
     student = m["student"]
@@ -82,7 +87,7 @@ def main(argv=None) -> int:
     hands = work / "sign_digits_split" / "labeled"
     hands_teacher = work / "photo_levers_sd_teacher"
     teacher_only(hands, hands_teacher, *SD_SIZE)
-    base = (*SD_SIZE, *README_FLAGS[2:6], "--student-macs", "10e6")
+    base = (*SD_SIZE, *PRETRAINED_TEACHER, "--student-macs", "10e6")
     sd = [row(work / f"photo_levers_sd_{name}", hands, hands_teacher / "teacher.keras", flags,
               base) for name, flags in ROWS.items() if name in SD_ROWS]
     out = work / "photo_levers_command"  # the README's photo command, whole, on this machine
@@ -93,7 +98,7 @@ def main(argv=None) -> int:
 def _teacher(trained: Path) -> tuple[float, float]:
     """(top-1 in %, minutes) of a teacher-only run's teacher."""
     m = json.loads((trained / "train_report.json").read_text())["models"]["teacher"]
-    return 100 * m["accuracy"], sum(e.get("seconds", 0.0) for e in m["epochs"]) / 60
+    return 100 * m["accuracy"], teacher_minutes(trained)
 
 
 HEADER = ("| student flags | student | --min-steps | epochs | cached copies per image | teacher | "

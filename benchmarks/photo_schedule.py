@@ -65,13 +65,17 @@ def photos(work: Path) -> Path:
     return out
 
 
+def distill_once(data: Path, out: Path, *flags: str) -> Stage:
+    """A default-preset distill run of `data` into `out` with `flags`, recorded once."""
+    return run_once(out.parent / f"{out.name}_distill", "-m", "distill", "--data", str(data),
+                    "--preset", "default", "--out", str(out), *flags, "--quiet")
+
+
 def command(data: Path, out: Path, *flags: str) -> dict[str, Stage]:
     """The three stages of `make edge-model` with the README's flags and
     `flags` (each recorded once: a rerun reads them)."""
     return {
-        "distill": run_once(out.parent / f"{out.name}_distill", "-m", "distill", "--data",
-                            str(data), "--preset", "default", "--out", str(out), *README_FLAGS,
-                            *flags, "--quiet"),
+        "distill": distill_once(data, out, *README_FLAGS, *flags),
         "export": run_once(out.parent / f"{out.name}_export", "-m", "export", str(out)),
         "bench": run_once(out.parent / f"{out.name}_bench", "-m", "bench", str(out),
                           "--threads", "1,all"),
@@ -97,7 +101,7 @@ def command_row(steps: str, out: Path, stages: dict[str, Stage], teacher_min: fl
             f"{total:.1f}{'' if own else ' *'} |")
 
 
-def _teacher_minutes(out: Path) -> float:
+def teacher_minutes(out: Path) -> float:
     m = json.loads((out / "train_report.json").read_text())["models"]["teacher"]
     return sum(e.get("seconds", 0.0) for e in m["epochs"]) / 60
 
@@ -120,9 +124,7 @@ def recipe(fine_tune: str, side: str, rate: str) -> tuple[str, ...]:
 def teacher_only(data: Path, out: Path, *teacher: str) -> Stage:
     """A run for its teacher only (recipe flags `teacher`)."""
     flags = [f for f in README_FLAGS if f != "--scratch"]
-    return run_once(out.parent / f"{out.name}_distill", "-m", "distill", "--data", str(data),
-                    "--preset", "default", "--out", str(out), *flags, *TEACHER_ONLY,
-                    *teacher, "--quiet")
+    return distill_once(data, out, *flags, *TEACHER_ONLY, *teacher)
 
 
 def sign_digits_rows(work: Path) -> list[str]:
@@ -161,9 +163,9 @@ def main(argv=None) -> int:
     work, data = setup(argv, __doc__)
     first = work / f"photo_schedule_{SCHEDULES[0]}"
     steps = ("--min-steps", str(SCHEDULES[0]))
-    rows = [command_row(f"{SCHEDULES[0]:,}", first, command(data, first, *steps, *recipe(*EARLIER)),
-                 0.0)]
-    teacher_min = _teacher_minutes(first)
+    rows = [command_row(f"{SCHEDULES[0]:,}", first,
+                        command(data, first, *steps, *recipe(*EARLIER)), 0.0)]
+    teacher_min = teacher_minutes(first)
     for n in SCHEDULES[1:]:
         out = work / f"photo_schedule_{n}"
         stages = command(data, out, "--min-steps", str(n), "--teacher",
