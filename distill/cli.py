@@ -50,8 +50,8 @@ def parser() -> OneLineParser:
     p.add_argument("--epochs", type=int, help="distillation epochs (scratch baseline: same); 0 with "
                    "--student keeps that student as is (e.g. to fine-tune it with --qat)")
     p.add_argument("--min-steps", type=int, help="raise the student epochs on small data sets "
-                   "to at least N optimizer steps (default preset: 3200; 0: off; --epochs "
-                   "alone turns it off)")
+                   "to at least N optimizer steps (default preset: 12800, in batches of 32 on "
+                   "data sets under about 10,000 images; 0: off; --epochs alone turns it off)")
     p.add_argument("--teacher-epochs", type=int)
     p.add_argument("--teacher-min-steps", type=int, help="raise the teacher's epochs on small "
                    "data sets to at least N optimizer steps (0: off)")
@@ -60,7 +60,8 @@ def parser() -> OneLineParser:
     p.add_argument("--loss", choices=LOSSES, help="soft loss: kl "
                    "(Hinton's KL at --temperature; default), mse (matching centred logits, KL's "
                    "T -> inf limit), kl-std (KL of standardized logits) or dkd (decoupled KD)")
-    p.add_argument("--batch-size", type=int)
+    p.add_argument("--batch-size", type=int, help="every phase's batch (default preset: 128, "
+                   "the students' 32 on small data sets: see --min-steps)")
     p.add_argument("--learning-rate", type=float)
     p.add_argument("--train-subset", type=int, help="use only N training images")
     p.add_argument("--unlabeled", action="append", metavar="DIR", help="a folder of unlabeled "

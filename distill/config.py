@@ -71,6 +71,11 @@ class DistillConfig:
     # optimizer steps on small data sets (recipe.student_epochs); 0 when epochs are given
     scratch: bool = True  # train the same student without a teacher as baseline
     batch_size: int = 32
+    # The students' batch on a small data set, where min_steps raises their epochs
+    # (recipe.student_schedule; 0: batch_size). --batch-size turns it off.
+    small_data_batch_size: int = 0
+    student_batch_size: int = 0  # the students' batch this run trains at (0: batch_size),
+    # set by run._scaled_epochs like epochs
     learning_rate: float = 1e-3
     temperature: float = 10.0
     alpha: float = 0.1
@@ -151,6 +156,11 @@ class DistillConfig:
                               "supplied --teacher is used as it is: drop one of the two")
 
     @property
+    def students_batch(self) -> int:
+        """The student phases' batch size (the teacher's is batch_size)."""
+        return self.student_batch_size or self.batch_size
+
+    @property
     def teachers(self) -> tuple[str, ...]:
         """The supplied teacher files (several: an ensemble); () when trained here."""
         if not self.teacher_path:
@@ -194,6 +204,10 @@ class DistillConfig:
                               "and drop --prune-sparsity")
         if self.batch_size < 1:
             raise EdgekdError(f"batch size must be >= 1, got {self.batch_size}")
+        if self.small_data_batch_size < 0 or self.student_batch_size < 0:
+            raise EdgekdError(f"small-data and student batch sizes must be >= 0 (0: the batch "
+                              f"size), got {self.small_data_batch_size}, "
+                              f"{self.student_batch_size}")
         if self.min_steps < 0 or self.teacher_min_steps < 0:
             raise EdgekdError(f"min steps must be >= 0, got {self.min_steps} (students), "
                               f"{self.teacher_min_steps} (teacher)")
@@ -296,18 +310,19 @@ SEED = DistillConfig(preset="seed")
 # the fine-tuned MobileNet teacher scored 33.5 % after them, 94.2 % after 300
 # (Sign Language Digits at 64 px, docs/history.md); from about 2,100 images
 # on, 18 epochs are more than 300 steps and nothing changes.
-# At least 3,200 student steps: 40 epochs of 500 images are 160 steps, and
-# 1,600 steps raised that student from 32.0 to 46.8 % (from scratch: 22.6 to
-# 40.6 %; docs/history.md); on 2,945 photos 6,400 steps gave 60.5 % against
-# 51.7 at 1,600 (docs/results/photo_schedule.md), and 3,200 is what a photo
-# folder of that size affords within 45 minutes of the photo command on 2
-# cores. 40 epochs of 10,000 images already are 3,200 steps.
+# On a small data set, at least 12,800 student steps in batches of 32: as many
+# images seen as 3,200 steps of 128 (40 epochs of 10,240 images), in 4x the
+# updates. 40 epochs of 500 images are 160 steps, and 1,600 steps raised that
+# student from 32.0 to 46.8 % (docs/history.md); on 2,945 photos the same
+# images seen in batches of 128, 64, 32 and 16 gave 61.5, 66.4, 68.9 and
+# 69.9 % (float) in 4.2, 4.1, 4.9 and 5.5 minutes (photo_levers.md). 32: most
+# of the gain, at a per-step overhead that slower machines pay more of.
 DEFAULT = replace(
     SEED, preset="default", teacher_arch="edge_pool", student_arch="edge_res",
     teacher_epochs=18, teacher_min_steps=300, epochs=40, scratch=False, batch_size=128, learning_rate=0.1,
     optimizer="sgd", schedule="onecycle", warmup_epochs=1.0, weight_decay=5e-3,
     augment=True, temperature=4.0, alpha=0.1, teacher_cache_views=10,
-    teacher_cache_mirror=True, jit_compile=True, min_steps=3200,
+    teacher_cache_mirror=True, jit_compile=True, min_steps=12800, small_data_batch_size=32,
     pseudo_label_default=PSEUDO_LABEL_THRESHOLD)
 
 PRESETS: dict[str, DistillConfig] = {
@@ -331,12 +346,15 @@ STUDENT_BOUND = 10e6  # MACs: the CIFAR student's ~9.8M, the default cost of any
 
 def resolve(preset: str, **overrides) -> DistillConfig:
     """Preset + non-None overrides -> validated config. Epochs given are exact:
-    they turn the preset's min_steps (teacher_min_steps) off unless given too."""
+    they turn the preset's min_steps (teacher_min_steps) off unless given too; a
+    batch size given is every phase's, small data sets included."""
     if preset not in PRESETS:
         raise EdgekdError(f"unknown preset {preset!r}; valid presets: {', '.join(PRESETS)}")
     given = {k: v for k, v in overrides.items() if v is not None}
     if "epochs" in given:
         given.setdefault("min_steps", 0)
+    if "batch_size" in given:
+        given.setdefault("small_data_batch_size", 0)
     if "teacher_epochs" in given:
         given.setdefault("teacher_min_steps", 0)
     pseudo = {k: given.pop(k) for k in ("pseudo_label_threshold", "pseudo_label_rounds")

@@ -54,8 +54,9 @@ class Phase:
 
 
 class StudentData:
-    """Training data by use: `plain` (teacher, scratch) and `distill()`: cached
-    teacher views when configured (built on first use, timed), else plain."""
+    """Training data by use: `plain` (the teacher's), `labeled_batches()` (the
+    scratch baseline's) and `distill()`: cached teacher views when configured
+    (built on first use, timed), else plain."""
 
     def __init__(self, cfg: DistillConfig, ds: DataSet, teacher, plain, x_tr, y_tr,
                  extra: Unlabeled | None = None):
@@ -65,6 +66,7 @@ class StudentData:
         # the distilled phases' images: the labeled ones, then any unlabeled ones
         self.x, self.y = joined(x_tr, y_tr, extra, ds.store_dir)
         self.extra = extra
+        self.classes = len(ds.labels)
         self._views, self.cache_seconds, self.cache_copies = None, None, None
         self._batches: dict = {}  # patch stride -> the cached views' batches
 
@@ -90,6 +92,20 @@ class StudentData:
               "more)", flush=True)
         return CachePlan(1, "")
 
+    def labeled_batches(self):
+        """`plain` in the students' batch size: the scratch baseline's batches,
+        and the distilled phases' when the teacher runs in the training step."""
+        cfg = self.cfg
+        if cfg.students_batch == cfg.batch_size:
+            return self.plain
+        if "labeled" not in self._batches:
+            x, y = self.labeled
+            batches = make_dataset(x, y, self.pre, cfg.students_batch, True, cfg.seed,
+                                   cfg.augment)
+            self._batches["labeled"] = shard_by_data(soft_targets(
+                batches, self.classes, cfg.label_smoothing, cfg.mixup))
+        return self._batches["labeled"]
+
     @property
     def cached(self) -> bool:
         """Whether the distilled phases' batches come from the teacher cache."""
@@ -97,13 +113,13 @@ class StudentData:
 
     def _plain_all(self):
         """Augmented batches of every image the distilled phases see, for a
-        teacher that runs in the training step (the labeled ones: `plain`)."""
+        teacher that runs in the training step (the labeled ones: labeled_batches)."""
         if self.extra is None:
-            return self.plain
+            return self.labeled_batches()
         if "plain" not in self._batches:
             cfg = self.cfg
-            batches = make_dataset(self.x, self.y, self.pre, cfg.batch_size, True, cfg.seed,
-                                   cfg.augment)
+            batches = make_dataset(self.x, self.y, self.pre, cfg.students_batch, True,
+                                   cfg.seed, cfg.augment)
             self._batches["plain"] = shard_by_data(soft_targets(
                 batches, self.teacher.classes, cfg.label_smoothing, cfg.mixup))
         return self._batches["plain"]
@@ -129,7 +145,7 @@ class StudentData:
                   f"{mirrored} in {self.cache_seconds} s", flush=True)
         if patch not in self._batches:
             self._batches[patch] = shard_by_data(soft_targets(
-                self._views.dataset(cfg.batch_size, cfg.seed, patch,
+                self._views.dataset(cfg.students_batch, cfg.seed, patch,
                                     class_weights(self.y, cfg.class_sampling)),
                 self.teacher.classes,
                 cfg.label_smoothing, cfg.mixup, cfg.temperature))
@@ -254,9 +270,9 @@ def copies_of(init: keras.Model) -> Callable[[], keras.Model]:
     return fresh
 
 
-def scratch_phase(cfg: DistillConfig, fresh) -> Phase:
+def scratch_phase(cfg: DistillConfig, fresh, data: StudentData) -> Phase:
     """The baseline: the same student, init and recipe, without the teacher."""
-    return Phase(SCRATCH, fresh, False, cfg.epochs, cfg.learning_rate)
+    return Phase(SCRATCH, fresh, False, cfg.epochs, cfg.learning_rate, data=data.labeled_batches())
 
 
 def train_students(session: Session, init: keras.Model, n_train: int) -> dict:
@@ -265,9 +281,9 @@ def train_students(session: Session, init: keras.Model, n_train: int) -> dict:
     lr, qat_lr = cfg.learning_rate, cfg.qat_learning_rate or cfg.learning_rate / 10
     float_student, _ = session.train(Phase(STUDENT, fresh, True, cfg.epochs, lr))
     if cfg.scratch:
-        session.train(scratch_phase(cfg, fresh))
+        session.train(scratch_phase(cfg, fresh, session.data))
     if cfg.prune_sparsity:
-        sparsity, steps = cfg.prune_sparsity, cfg.epochs * -(-n_train // cfg.batch_size)
+        sparsity, steps = cfg.prune_sparsity, cfg.epochs * -(-n_train // cfg.students_batch)
         pruned, _ = session.train(Phase(
             "student_pruned", lambda: optimize.prunable(fresh(), sparsity, steps), True,
             cfg.epochs, lr, callbacks=tuple(optimize.pruning_callbacks()),

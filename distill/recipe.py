@@ -152,6 +152,20 @@ def student_epochs(epochs: int, min_steps: int, n_train: int, batch_size: int) -
     return max(epochs, -(-min_steps // steps_per_epoch(n_train, batch_size)))
 
 
+def student_schedule(epochs: int, min_steps: int, n_train: int, batch_size: int,
+                     small_batch: int = 0) -> tuple[int, int]:
+    """(epochs, batch size) of the student phases. With `small_batch`,
+    `min_steps` counts its steps: on a small data set, where they take more
+    than `epochs` epochs, the students train that long in batches of
+    `small_batch` (at the same images seen, more and smaller steps paid most on
+    a few thousand photos: docs/results/photo_levers.md); elsewhere `epochs` at
+    `batch_size`. Without it, `epochs` at `batch_size` raised to `min_steps`."""
+    if not small_batch:
+        return student_epochs(epochs, min_steps, n_train, batch_size), batch_size
+    small = student_epochs(epochs, min_steps, n_train, small_batch)
+    return (small, small_batch) if small > epochs else (epochs, batch_size)
+
+
 CHUNK = 4096  # images augmented and run through the teacher at a time
 CACHE_LIMIT = 8 << 30  # bytes of cached views (EDGEKD_CACHE_LIMIT): see the module docstring
 

@@ -44,7 +44,7 @@ from distill.phases import (
     student_init,
     train_students,
 )
-from distill.recipe import soft_targets, student_epochs
+from distill.recipe import soft_targets, student_epochs, student_schedule
 from distill.tfenv import keras, tf
 from distill.train import accuracy, make_dataset
 from distill.workdir import discard_if_empty, finish_complete, open_work, saved_config
@@ -69,17 +69,21 @@ def _split(ds: DataSet, cfg: DistillConfig):
 def _scaled_epochs(cfg: DistillConfig, n_images: int, n_unlabeled: int = 0) -> DistillConfig:
     """The preset's student epochs, raised to min_steps on a small data set
     (its labeled training images and the unlabeled ones, which the distilled
-    phases see too)."""
+    phases see too), in batches of small_data_batch_size there."""
     n_labeled = min(n_images, cfg.train_subset or n_images)
     cfg = _scaled_teacher_epochs(cfg, n_labeled)
     n_train = n_labeled + n_unlabeled
-    epochs = student_epochs(cfg.epochs, cfg.min_steps, n_train, cfg.batch_size)
+    epochs, batch = student_schedule(cfg.epochs, cfg.min_steps, n_train, cfg.batch_size,
+                                     cfg.small_data_batch_size)
     if epochs == cfg.epochs:
         return cfg
+    at = f" in batches of {batch}" if batch != cfg.batch_size else ""
     print(f"[distill] {cfg.epochs} epochs of {n_train} images are only "
           f"{cfg.epochs * -(-n_train // cfg.batch_size)} steps: the students train {epochs} "
-          f"epochs (at least {cfg.min_steps} steps; --epochs N sets them exactly)", flush=True)
-    return replace(cfg, epochs=epochs)
+          f"epochs{at} (at least {cfg.min_steps} steps; --epochs N sets them exactly)",
+          flush=True)
+    return replace(cfg, epochs=epochs,
+                   student_batch_size=batch if batch != cfg.batch_size else 0)
 
 
 def _scaled_teacher_epochs(cfg: DistillConfig, n_labeled: int) -> DistillConfig:
@@ -368,8 +372,9 @@ def add_scratch(out: str | Path, verbose: int | None = None) -> dict:
                           store_dir, cfg.folder_limits)
         (x_tr, y_tr), _, plain = training_data(cfg, ds)  # the run's own subset and shuffles
         work = open_work(out, cfg.to_json(), suffix=".scratch.partial")  # a killed run resumes
-        session = Session(cfg, ds, work, StudentData(cfg, ds, None, plain, x_tr, y_tr), verbose)
-        model, log = session.train(scratch_phase(cfg, copies_of(student_init(cfg, ds))))
+        data = StudentData(cfg, ds, None, plain, x_tr, y_tr)
+        session = Session(cfg, ds, work, data, verbose)
+        model, log = session.train(scratch_phase(cfg, copies_of(student_init(cfg, ds)), data))
     record = _model_record(model, ds, {"trained": True, "epochs": log})
     name = model_file(SCRATCH)
     with atomic_path(out / name) as tmp:

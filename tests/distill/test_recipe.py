@@ -20,6 +20,7 @@ from distill.recipe import (
     make_optimizer,
     plan_views,
     student_epochs,
+    student_schedule,
 )
 from distill.tfenv import keras, tf
 from edgekd.errors import EdgekdError
@@ -356,8 +357,33 @@ def test_student_epochs_reach_the_minimum_steps(epochs, min_steps, n, batch, wan
     assert student_epochs(epochs, min_steps, n, batch) == want
 
 
+@pytest.mark.parametrize("epochs,min_steps,n,batch,small,want", [
+    (40, 6400, 2_945, 128, 64, (137, 64)),  # 47 steps an epoch at 64: 136 would be 6,392
+    (40, 6400, 186, 128, 64, (2134, 64)),  # 3 steps an epoch: 2,133 would be 6,399
+    (40, 6400, 10_240, 128, 64, (40, 128)),  # 160 steps at 64: 40 epochs already are 6,400,
+    # so not small: 40 epochs at 128 (min_steps counts the small-data batch's steps)
+    (40, 6400, 10_176, 128, 64, (41, 64)),  # 159 at 64: 40 epochs are 6,360
+    (40, 6400, 50_000, 128, 64, (40, 128)),  # CIFAR-10: as the preset says
+    (40, 6400, 2_945, 128, 0, (267, 128)),  # no small-data batch: min_steps at 128
+    (40, 0, 186, 128, 64, (40, 128)),  # no min_steps: nothing is small
+])
+def test_student_schedule_halves_the_batch_only_where_min_steps_binds(epochs, min_steps, n,
+                                                                      batch, small, want):
+    assert student_schedule(epochs, min_steps, n, batch, small) == want
+
+
+def test_a_given_batch_size_is_every_phases():
+    assert resolve("default", batch_size=32).small_data_batch_size == 0
+    assert resolve("default", batch_size=32, small_data_batch_size=16).small_data_batch_size \
+        == 16
+    with pytest.raises(EdgekdError, match="small-data and student batch sizes must be >= 0 "
+                       r"\(0: the batch size\), got -1, 0"):
+        resolve("default", small_data_batch_size=-1)
+
+
 def test_given_epochs_are_exact_unless_min_steps_is_given_too():
-    assert (resolve("default").min_steps, resolve("latency").min_steps) == (3200, 3200)
+    assert (resolve("default").min_steps, resolve("latency").min_steps) == (12800, 12800)
+    assert resolve("default").small_data_batch_size == 32
     assert resolve("seed").min_steps == 0  # the tutorial's 5 epochs, exactly
     assert resolve("default", epochs=4).min_steps == 0
     assert resolve("default", epochs=4, min_steps=100).min_steps == 100
@@ -474,3 +500,23 @@ def test_small_data_trains_the_students_to_the_minimum_steps(tmp_path, capsys):
     assert json.loads((tmp_path / "out" / "config.json").read_text())["epochs"] == 5
     assert ("1 epochs of 100 images are only 2 steps: the students train 5 epochs (at least 10 "
             "steps; --epochs N sets them exactly)") in capsys.readouterr().out
+
+
+def test_small_data_batch_size_is_the_students_batch_not_the_teachers(tmp_path, capsys):
+    """100 images: 2 steps an epoch in batches of 50 (the teacher's), 4 in the
+    students' 25, so min_steps 12 makes their 1 epoch 3, distilled and
+    scratch alike; Keras' per-epoch lines show each phase's steps."""
+    from distill.run import run
+    cfg = resolve("default", data=FASHION_SMALL, teacher_arch="tiny_teacher",
+                  student_arch="tiny_student", teacher_epochs=1, epochs=1, min_steps=12,
+                  train_subset=100, batch_size=50, small_data_batch_size=25, calib_size=20,
+                  scratch=True, teacher_cache_views=1)
+    report = run(cfg, tmp_path / "out", verbose=2)
+    out = capsys.readouterr().out
+    assert ("1 epochs of 100 images are only 2 steps: the students train 3 epochs in batches "
+            "of 25 (at least 12 steps") in out
+    assert [len(report["models"][r]["epochs"]) for r in ("student", "student_scratch")] == [3, 3]
+    steps = [line.split(" - ")[0] for line in out.splitlines() if line.startswith(("2/2 -", "4/4 -"))]
+    assert steps == ["2/2"] + ["4/4"] * 6  # the teacher's epoch, then 3 + 3 of the students'
+    saved = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert (saved["batch_size"], saved["student_batch_size"], saved["epochs"]) == (50, 25, 3)
