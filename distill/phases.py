@@ -68,7 +68,7 @@ class StudentData:
         self.extra = extra
         self.classes = len(ds.labels)
         self._views, self.cache_seconds, self.cache_copies = None, None, None
-        self._batches: dict = {}  # patch stride -> the cached views' batches
+        self._batches: dict = {}  # patch stride, "plain" or "labeled" -> batches
 
     def views(self) -> CachePlan:
         """Cached views (and blended copies) per image: the config's (as many
