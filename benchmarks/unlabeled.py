@@ -182,12 +182,12 @@ PRETRAINED = {"cifar10": (("--teacher-epochs", "12"), ("--teacher-cache-views", 
                           ("--teacher-cache-views", "5"))}
 
 
-def int8_accuracy(out: Path) -> float:
+def int8_accuracy(out: Path, *export_flags: str) -> float:
     """The student's int8 TFLite top-1 on the test photos (export, then bench: the goal's figure)."""
     if not (out / "bench.json").is_file():
         with open(out.parent / f"{out.name}.int8.log", "w") as log:
             run_stage("-m", "export", str(out), "--formats", "tflite_int8", "--roles", "student",
-                      log=log)
+                      *export_flags, log=log)
             run_stage("-m", "bench", str(out), "--threads", "1", "--runs", "20", "--seconds", "1",
                       "--no-progress", log=log)
     bench = json.loads((out / "bench.json").read_text())
