@@ -99,9 +99,9 @@ def main(argv=None) -> int:
     work, data = setup(argv, __doc__)
     trained = work / "photo_levers_teacher"
     teacher_only(data, trained)
-    photo_base = (*(f for f in README_FLAGS if f != "--scratch"), *EARLIER)
+    readme = tuple(f for f in README_FLAGS if f != "--scratch")  # rows add it where they train alone
     rows = [row(work / f"photo_levers_{name}", data, trained / "teacher.keras", flags,
-                photo_base) for name, flags in ROWS.items()]
+                (*readme, *EARLIER)) for name, flags in ROWS.items()]
     out = work / "photo_levers_command"  # the README's photo command, whole, on this machine
     whole = [command_row("3,200 of 128 (the earlier default)", out,
                          command(data, out, *EARLIER), 0.0)]
@@ -117,7 +117,7 @@ def main(argv=None) -> int:
     sd = [row(work / f"photo_levers_sd_{name}", hands, hands_teacher / "teacher.keras", flags,
               hands_base) for name, flags in ROWS.items() if name in SD_ROWS]
     rows.append(row(work / "photo_levers_mobilenet", data, trained / "teacher.keras", PRETRAINED,
-                    tuple(f for f in README_FLAGS if f != "--scratch")))
+                    readme))
     return publish("photo_levers", document(data, trained, rows, hands_teacher, sd, whole,
                                             work / "photo_levers_mobilenet"))
 
