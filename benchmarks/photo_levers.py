@@ -34,6 +34,7 @@ import sys
 from pathlib import Path
 
 from benchmarks.photo_schedule import (
+    EARLIER_DEFAULT,
     README_FLAGS,
     command,
     command_row,
@@ -64,9 +65,6 @@ SD_ROWS = ("kl", "kl_std", "batch_64", "batch_32")  # those run on Sign Language
 PRETRAINED = ("--scratch", *MOBILENET)  # last: it trains two students of the slower family
 
 SD_SIZE = ("--image-size", "64")  # Sign Language Digits' photos are 100 px
-# The default when the first rows ran: every row but the pretrained one starts
-# from it, its own flags after (the last of a flag given twice wins)
-EARLIER = ("--batch-size", "128", "--min-steps", "3200")
 
 
 def row(out: Path, data: Path, teacher: Path, flags: tuple[str, ...],
@@ -100,11 +98,13 @@ def main(argv=None) -> int:
     trained = work / "photo_levers_teacher"
     teacher_only(data, trained)
     readme = tuple(f for f in README_FLAGS if f != "--scratch")  # rows add it where they train alone
+    # every row but the pretrained one starts from the default when the rows
+    # began (EARLIER_DEFAULT), its own flags after: the last of a flag given twice wins
     rows = [row(work / f"photo_levers_{name}", data, trained / "teacher.keras", flags,
-                (*readme, *EARLIER)) for name, flags in ROWS.items()]
+                (*readme, *EARLIER_DEFAULT)) for name, flags in ROWS.items()]
     out = work / "photo_levers_command"  # the README's photo command, whole, on this machine
     whole = [command_row("3,200 of 128 (the earlier default)", out,
-                         command(data, out, *EARLIER), 0.0)]
+                         command(data, out, *EARLIER_DEFAULT), 0.0)]
     out, cfg = work / "photo_levers_command_small", PRESETS["default"]
     whole.append(command_row(f"{cfg.min_steps:,} of {cfg.small_data_batch_size} (default)", out,
                              command(data, out), 0.0))
@@ -113,7 +113,7 @@ def main(argv=None) -> int:
     hands = work / "sign_digits_split" / "labeled"
     hands_teacher = work / "photo_levers_sd_teacher"
     teacher_only(hands, hands_teacher, *SD_SIZE)
-    hands_base = (*SD_SIZE, *PRETRAINED_TEACHER, "--student-macs", "10e6", *EARLIER)
+    hands_base = (*SD_SIZE, *PRETRAINED_TEACHER, "--student-macs", "10e6", *EARLIER_DEFAULT)
     sd = [row(work / f"photo_levers_sd_{name}", hands, hands_teacher / "teacher.keras", flags,
               hands_base) for name, flags in ROWS.items() if name in SD_ROWS]
     rows.append(row(work / "photo_levers_mobilenet", data, trained / "teacher.keras", PRETRAINED,

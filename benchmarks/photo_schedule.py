@@ -164,6 +164,7 @@ def setup(argv, doc: str | None) -> tuple[Path, Path]:
 # small: photo_levers.md)
 BATCH = ("--batch-size", "128")
 EARLIER_STEPS = 3200  # the default's student steps then
+EARLIER_DEFAULT = (*BATCH, "--min-steps", str(EARLIER_STEPS))  # the default then, as flags
 
 
 def main(argv=None) -> int:
@@ -180,7 +181,7 @@ def main(argv=None) -> int:
         rows.append(command_row(f"{n:,}", out, stages, teacher_min))
     default, cfg = work / "photo_schedule_default", PRESETS["default"]
     rows.append(command_row(f"{EARLIER_STEPS:,} (then the default)", default,
-                            command(data, default, "--min-steps", str(EARLIER_STEPS), *BATCH),
+                            command(data, default, *EARLIER_DEFAULT),
                             0.0))
     teachers = [_teacher_row(EARLIER, first)]
     for name, teacher in TEACHERS.items():

@@ -53,6 +53,14 @@ class Phase:
     data: object = None  # its own batches (None: the session's, by `distilled`)
 
 
+def augmented_batches(cfg: DistillConfig, x, y, pre, classes: int, batch_size: int):
+    """Shuffled, augmented batches of (x, y) with one-hot (smoothed, mixed)
+    targets, sharded for the strategy in scope: every phase's that does not
+    train on cached teacher views."""
+    batches = make_dataset(x, y, pre, batch_size, True, cfg.seed, cfg.augment)
+    return shard_by_data(soft_targets(batches, classes, cfg.label_smoothing, cfg.mixup))
+
+
 class StudentData:
     """Training data by use: `plain` (the teacher's), `labeled_batches()` (the
     scratch baseline's) and `distill()`: cached teacher views when configured
@@ -99,11 +107,8 @@ class StudentData:
         if cfg.students_batch == cfg.batch_size:
             return self.plain
         if "labeled" not in self._batches:
-            x, y = self.labeled
-            batches = make_dataset(x, y, self.pre, cfg.students_batch, True, cfg.seed,
-                                   cfg.augment)
-            self._batches["labeled"] = shard_by_data(soft_targets(
-                batches, self.classes, cfg.label_smoothing, cfg.mixup))
+            self._batches["labeled"] = augmented_batches(cfg, *self.labeled, self.pre,
+                                                         self.classes, cfg.students_batch)
         return self._batches["labeled"]
 
     @property
@@ -117,11 +122,9 @@ class StudentData:
         if self.extra is None:
             return self.labeled_batches()
         if "plain" not in self._batches:
-            cfg = self.cfg
-            batches = make_dataset(self.x, self.y, self.pre, cfg.students_batch, True,
-                                   cfg.seed, cfg.augment)
-            self._batches["plain"] = shard_by_data(soft_targets(
-                batches, self.teacher.classes, cfg.label_smoothing, cfg.mixup))
+            self._batches["plain"] = augmented_batches(self.cfg, self.x, self.y, self.pre,
+                                                       self.teacher.classes,
+                                                       self.cfg.students_batch)
         return self._batches["plain"]
 
     def distill(self, patch: int = 0):

@@ -33,20 +33,20 @@ from distill.distribute import (
     make_strategy,
     num_workers,
     save_model,
-    shard_by_data,
     worker_index,
 )
 from distill.phases import (
     Session,
     StudentData,
+    augmented_batches,
     copies_of,
     scratch_phase,
     student_init,
     train_students,
 )
-from distill.recipe import soft_targets, student_epochs, student_schedule
+from distill.recipe import student_epochs, student_schedule
 from distill.tfenv import keras, tf
-from distill.train import accuracy, make_dataset
+from distill.train import accuracy
 from distill.workdir import discard_if_empty, finish_complete, open_work, saved_config
 from edgekd import environment, train_report
 from edgekd.atomic import atomic_path, swap_into_place, write_json, write_text
@@ -107,8 +107,8 @@ def training_data(cfg: DistillConfig, ds: DataSet):
     # does not depend on what ran before it in the same process.
     keras.utils.set_random_seed(cfg.seed)
     (x_tr, y_tr), x_calib = _split(ds, cfg)
-    plain = make_dataset(x_tr, y_tr, ds.preprocessing, cfg.batch_size, True, cfg.seed, cfg.augment)
-    train_ds = shard_by_data(soft_targets(plain, len(ds.labels), cfg.label_smoothing, cfg.mixup))
+    train_ds = augmented_batches(cfg, x_tr, y_tr, ds.preprocessing, len(ds.labels),
+                                 cfg.batch_size)
     return (x_tr, y_tr), x_calib, train_ds
 
 

@@ -9,10 +9,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from distill import models, pretrained, pseudo, teachers
-from distill.distribute import shard_by_data
-from distill.phases import Phase, Session
-from distill.recipe import soft_targets
-from distill.train import accuracy, make_dataset
+from distill.phases import Phase, Session, augmented_batches
+from distill.train import accuracy
 from edgekd.preprocess import spread_indices
 from edgekd.roles import TEACHER
 
@@ -108,8 +106,7 @@ def _pseudo_round(session: Session, last: Phase, model, extra, role: str):
         return model, labels, []
     x_tr, y_tr = session.data.labeled
     x, y = pseudo.joined(x_tr, y_tr, extra.x, labels, ds.store_dir, f"{role}_images.u8")
-    batches = make_dataset(x, y, pre, cfg.batch_size, True, cfg.seed, cfg.augment)
-    data = shard_by_data(soft_targets(batches, len(ds.labels), cfg.label_smoothing, cfg.mixup))
+    data = augmented_batches(cfg, x, y, pre, len(ds.labels), cfg.batch_size)
     model, log = session.train(_stage(pseudo.phase(last, model, data, len(x_tr), len(x),
                                                    cfg.batch_size, role)))
     return model, labels, log
